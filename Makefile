@@ -1,0 +1,60 @@
+# Two commands for a fresh machine with python3 (3.11+) and make:
+#   make run   - create .venv, install the locked dependencies, migrate, start the bot
+#   make test  - the same set-up, then ruff, mypy and the whole pytest suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint typecheck pytest postgres sandbox bench lock clean
+
+help:
+	@echo "make run      set up .venv from requirements.lock and start the bot (reads .env)"
+	@echo "make test     set up .venv from requirements-dev.lock, then ruff, mypy and pytest"
+	@echo "make sandbox  run the local fake UlazAI provider on port 8080"
+	@echo "make bench    run the benchmarks and write benchmarks/results/"
+	@echo "make lock     re-resolve requirements*.lock from pyproject.toml (needs network)"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kling-discord-bot needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+
+$(VENV)/.installed-run: requirements.lock | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	@touch $@
+
+$(VENV)/.installed-dev: requirements-dev.lock | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(PY) bot.py
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy .
+
+# PostgreSQL: the suite runs every storage test on PostgreSQL too. scripts/postgres.sh installs
+# Debian's server when it is missing and starts a throw-away cluster on 127.0.0.1.
+pytest: $(VENV)/.installed-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+sandbox: $(VENV)/.installed-run
+	$(PY) -m ulazai.sandbox --port 8080
+
+bench: $(VENV)/.installed-dev
+	$(PY) -m benchmarks
+
+lock:
+	uv pip compile pyproject.toml --python-version 3.11 --generate-hashes --no-header -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes --no-header -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

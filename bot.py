@@ -1,0 +1,174 @@
+"""Entry point: ``python bot.py`` (or ``make run``) starts the bot.
+
+Nothing happens at import time, so tests can import everything here. :func:`main` reads the settings
+(exit status 2 with one line on a bad value), configures logging with secret redaction, then
+:func:`run` opens the HTTP session and the bot in one ``async with`` and starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Final
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+from pydantic import ValidationError
+
+from cogs.common import NO_MENTIONS, Interaction, UserFacingError
+from config import Settings, describe_errors, load_settings
+from logs import setup_logging
+from ulazai.client import UlazAIClient
+from ulazai.errors import (
+    AuthenticationError,
+    InsufficientCreditsError,
+    InvalidRequestError,
+    ProviderError,
+    RateLimitedError,
+)
+
+log = logging.getLogger(__name__)
+
+#: The cogs loaded at start-up, in order. One user-facing area per cog.
+INITIAL_EXTENSIONS: Final[tuple[str, ...]] = ("cogs.health",)
+
+EXIT_CONFIG_ERROR: Final = 2
+
+
+def user_message_for(error: BaseException) -> str | None:
+    """The member-facing text for a domain error, or ``None`` when it is unexpected (a bug)."""
+    if isinstance(error, UserFacingError | InvalidRequestError):
+        return error.message
+    if isinstance(error, InsufficientCreditsError):
+        return "This server's UlazAI video credits are used up, so nothing was made or charged. Ask an admin to top up."
+    if isinstance(error, AuthenticationError):
+        return "The bot is misconfigured: UlazAI refused its API key. Nothing was charged; the admins can see why in the log."
+    if isinstance(error, RateLimitedError):
+        return "UlazAI is busy right now. Nothing was charged; please try again in a minute."
+    if isinstance(error, ProviderError):
+        return "UlazAI could not be reached just now. Nothing was charged; please try again in a minute."
+    if isinstance(error, app_commands.MissingPermissions):
+        missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        return f"You need the {missing} permission for this command."
+    if isinstance(error, app_commands.BotMissingPermissions):
+        missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        return f"I need the {missing} permission in this channel; ask an admin to grant it."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command works in a server, not in direct messages."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {error.retry_after:.0f} s."
+    if isinstance(error, app_commands.CheckFailure):
+        return "You cannot use this command here."
+    return None
+
+
+class KlingTree(app_commands.CommandTree["KlingBot"]):
+    """The one place app-command errors end: domain errors become ephemeral text, the rest is logged."""
+
+    async def on_error(self, interaction: Interaction, error: app_commands.AppCommandError) -> None:
+        original: BaseException = (
+            error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        )
+        text = user_message_for(original)
+        if text is None:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error("Unexpected error in /%s", command, exc_info=original)
+            text = "Something went wrong on my side and it has been logged. Nothing was charged; please try again."
+        elif isinstance(original, ProviderError):
+            log.warning("Provider error answered to a member: %r", original)
+        await answer_ephemeral(interaction, text)
+
+
+async def answer_ephemeral(interaction: Interaction, text: str) -> None:
+    """Answer through ``response`` or ``followup``, whichever is still open, never pinging anyone."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException:
+        log.warning("Could not deliver an error message to interaction %s", interaction.id, exc_info=True)
+
+
+class KlingBot(commands.Bot):
+    """The bot, with the resources it was given by :func:`run`."""
+
+    settings: Settings
+    http_session: aiohttp.ClientSession
+    ulazai: UlazAIClient
+
+    def __init__(self, settings: Settings, http_session: aiohttp.ClientSession) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # channels, roles and permissions; slash commands need nothing privileged
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            tree_cls=KlingTree,
+            allowed_mentions=NO_MENTIONS,
+            help_command=None,
+        )
+        self.settings = settings
+        self.http_session = http_session
+        self.ulazai = UlazAIClient(
+            http_session, base_url=settings.ulazai_base_url, api_key=settings.ulazai_api_key
+        )
+
+    async def setup_hook(self) -> None:
+        for extension in INITIAL_EXTENSIONS:
+            try:
+                await self.load_extension(extension)
+            except Exception:
+                log.exception("Failed to load extension %s", extension)
+
+    async def on_ready(self) -> None:
+        # Fires on every reconnect: only log here, never set anything up.
+        log.info("Connected as %s to %d server(s)", self.user, len(self.guilds))
+
+
+def point_discord_at(api_base: str | None, gateway: str | None) -> None:
+    """Send discord.py's REST and gateway traffic elsewhere (only the test suite's fake Discord)."""
+    if api_base:
+        discord.http.Route.BASE = api_base
+    if gateway:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
+
+
+async def run(settings: Settings) -> None:
+    """Open every resource in one ``async with`` and run the bot until it is closed."""
+    point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
+    timeout = aiohttp.ClientTimeout(total=120, connect=15)
+    async with aiohttp.ClientSession(timeout=timeout) as session, KlingBot(settings, session) as bot:
+        await bot.start(settings.discord_token.get_secret_value())
+
+
+def main() -> int:
+    """Read settings, set up logging, run; returns the process exit status."""
+    try:
+        settings = load_settings()
+    except ValidationError as error:
+        print(describe_errors(error), file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    setup_logging(
+        settings.log_level,
+        secrets=(settings.discord_token.get_secret_value(), settings.ulazai_api_key.get_secret_value()),
+    )
+    try:
+        asyncio.run(run(settings))
+    except discord.LoginFailure:
+        print(
+            "Configuration error: Discord refused DISCORD_TOKEN: reset the token in the Developer Portal "
+            "(your application > Bot) and put the new one in .env.",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG_ERROR
+    except KeyboardInterrupt:
+        log.info("Stopped by Ctrl-C")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Liveness: a heartbeat file the Docker ``HEALTHCHECK`` reads (see ``healthcheck.py``).
+
+The heartbeat is written only while the gateway connection is up, so a bot that lost Discord and cannot
+get back shows as unhealthy. The delivery worker adds its own beat later; the file is the one place a
+container orchestrator looks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from discord.ext import commands, tasks
+
+if TYPE_CHECKING:
+    from bot import KlingBot
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 30
+
+
+def _write_beat(path: Path, stamp: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(f"{stamp:.0f}\n", encoding="utf-8")
+    tmp.replace(path)  # atomic, so the health check never reads half a file
+
+
+class Health(commands.Cog):
+    """Writes the heartbeat every ``HEARTBEAT_SECONDS`` while connected."""
+
+    def __init__(self, bot: KlingBot) -> None:
+        self.bot = bot
+        self.path = bot.settings.heartbeat_file
+
+    async def cog_load(self) -> None:
+        self.beat.start()
+
+    async def cog_unload(self) -> None:
+        self.beat.cancel()
+
+    @tasks.loop(seconds=HEARTBEAT_SECONDS)
+    async def beat(self) -> None:
+        if self.bot.is_closed() or not self.bot.is_ready():
+            return
+        try:
+            await asyncio.to_thread(_write_beat, self.path, time.time())
+        except OSError:
+            log.exception("Could not write the heartbeat file %s", self.path)
+
+    @beat.before_loop
+    async def _wait_until_ready(self) -> None:
+        await self.bot.wait_until_ready()
+
+
+async def setup(bot: KlingBot) -> None:
+    await bot.add_cog(Health(bot))

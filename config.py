@@ -1,0 +1,124 @@
+"""The bot's one settings object, read from the environment first and ``.env`` second.
+
+An exported variable always wins over ``.env`` (pydantic-settings' documented order), so an operator can
+override one value for one run without editing the file. A missing or malformed value is reported as one
+line naming the variable and how to fix it (see :func:`describe_errors`), never with its value: two of
+the values are secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+#: How each variable is fixed, for the one-line start-up message.
+_HOW_TO_FIX: dict[str, str] = {
+    "DISCORD_TOKEN": "set it to your bot's token (Discord Developer Portal > your application > Bot > Reset Token)",
+    "ULAZAI_API_KEY": "set it to your UlazAI API key (your UlazAI dashboard > API keys)",
+    "ULAZAI_BASE_URL": "set it to an http(s) URL such as https://ulazai.com, or remove it to use the default",
+    "DATABASE_URL": (
+        "use sqlite+aiosqlite:///data/kling-bot.db or postgresql+asyncpg://user:password@host/dbname, "
+        "or remove it to use the default"
+    ),
+    "DEV_GUILD_ID": "set it to a server id (a number; right-click the server with Developer Mode on) or remove it",
+    "LOG_LEVEL": "use one of DEBUG, INFO, WARNING, ERROR",
+    "HEARTBEAT_FILE": "set it to a writable file path, or remove it to use the default",
+    "DISCORD_API_BASE_URL": "remove it (it is only for testing against a local fake Discord)",
+    "DISCORD_GATEWAY_URL": "remove it (it is only for testing against a local fake Discord)",
+}
+
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
+        case_sensitive=False,
+    )
+
+    discord_token: SecretStr
+    ulazai_api_key: SecretStr
+    ulazai_base_url: str = "https://ulazai.com"
+    database_url: str = "sqlite+aiosqlite:///data/kling-bot.db"
+    dev_guild_id: Annotated[int, Field(gt=0)] | None = None
+    log_level: LogLevel = "INFO"
+    heartbeat_file: Path = Path("data/heartbeat")
+    # Only for the test suite and local experiments: point discord.py at a fake Discord.
+    discord_api_base_url: str | None = None
+    discord_gateway_url: str | None = None
+
+    @field_validator("discord_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value().strip()
+        if token.lower().startswith("bot "):
+            token = token[4:].strip()
+        if not _TOKEN_SHAPE.match(token):
+            raise ValueError("does not look like a bot token (three parts separated by dots)")
+        return SecretStr(token)
+
+    @field_validator("ulazai_api_key")
+    @classmethod
+    def _key_shape(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value().strip()
+        if not key or any(ch.isspace() for ch in key):
+            raise ValueError("must be one word with no spaces")
+        return SecretStr(key)
+
+    @field_validator("ulazai_base_url", "discord_api_base_url", "discord_gateway_url")
+    @classmethod
+    def _url_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+            raise ValueError("is not an http(s) URL")
+        return value.strip().rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_shape(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith(("postgres://", "postgresql://")):
+            # A common copy-paste from hosting dashboards; the async driver is what we run on.
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
+            raise ValueError("is not a sqlite+aiosqlite:/// or postgresql+asyncpg:// URL")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line naming each bad variable and how to fix it, without ever quoting a value."""
+    problems: list[str] = []
+    for item in error.errors(include_input=False, include_url=False):
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        if item["type"] == "missing":
+            what = f"{name} is not set"
+        else:
+            reason = str(item["msg"]).removeprefix("Value error, ")
+            what = f"{name} {reason}" if reason.startswith(("does", "is", "must")) else f"{name} is invalid"
+        fix = _HOW_TO_FIX.get(name, "see .env.example")
+        problems.append(f"{what}: {fix}")
+    return "Configuration error: " + "; ".join(problems) + " (in .env or the environment; see .env.example)."
+
+
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
+    """Build the settings; raises :class:`pydantic.ValidationError` for :func:`describe_errors`."""
+    return Settings(_env_file=env_file)  # type: ignore[call-arg]
