@@ -121,4 +121,4 @@ def describe_errors(error: ValidationError) -> str:
 
 def load_settings(env_file: str | Path | None = ".env") -> Settings:
     """Build the settings; raises :class:`pydantic.ValidationError` for :func:`describe_errors`."""
-    return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    return Settings(_env_file=env_file)

@@ -31,7 +31,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 #: The upload route is documented under 3.0 and serves both models.
 UPLOAD_PATH = "/kling30/api/upload/"
 _BODY_LOG_LIMIT = 500
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,39 +114,38 @@ class UlazAIClient:
             payload.add_field("file", data, filename=f"image.{kind.extension}", content_type=kind.mime_type)
             return payload
 
-        body = await self._call(
-            "POST", UPLOAD_PATH, form=form, retry_transient=True, request_timeout=self._upload_timeout
+        return await self._call(
+            "POST",
+            UPLOAD_PATH,
+            form=form,
+            parse=_upload_url,
+            retry_transient=True,
+            request_timeout=self._upload_timeout,
         )
-        envelope = _envelope(body)
-        for key in ("url", "image_url", "file_url", "public_url"):
-            url = envelope.get(key)
-            if isinstance(url, str) and urlsplit(url).scheme in ("http", "https") and urlsplit(url).hostname:
-                return url
-        raise MalformedResponseError("The upload answer carried no image URL", status=200, body=_clip(body))
 
     async def generate(self, request: ProviderRequest) -> TaskResult:
         """Start a generation. Never retried after a timeout, 5xx or unreadable answer (see module doc)."""
         model = request.model
-        body = await self._call(
+        return await self._call(
             "POST",
             f"/{model.api_prefix}/api/generate/",
             json_body=request.to_payload(),
+            parse=lambda body: _task_result(model, body),
             retry_transient=False,
             request_timeout=self._timeout,
         )
-        return _task_result(model, body)
 
     async def status(self, model: KlingModel, task_id: str) -> TaskResult:
-        """The task's current state; retried on 5xx and timeouts, which are safe for a read."""
+        """The task's current state; retried on 5xx, timeouts and unreadable answers, safe for a read."""
         if not task_id:
             raise ValueError("task_id is empty")
-        body = await self._call(
+        return await self._call(
             "GET",
             f"/{model.api_prefix}/api/status/{quote(task_id, safe='')}/",
+            parse=lambda body: _task_result(model, body),
             retry_transient=True,
             request_timeout=self._timeout,
         )
-        return _task_result(model, body)
 
     # -- transport --------------------------------------------------------------------------------
 
@@ -156,9 +156,10 @@ class UlazAIClient:
         *,
         json_body: Mapping[str, Any] | None = None,
         form: Callable[[], aiohttp.FormData] | None = None,
+        parse: Callable[[Any], _T],
         retry_transient: bool,
         request_timeout: aiohttp.ClientTimeout,
-    ) -> Any:
+    ) -> _T:
         url = self._base_url + path
         rate_limited = 0
         transient = 0
@@ -183,16 +184,18 @@ class UlazAIClient:
 
             if 200 <= status < 300:
                 try:
-                    return json.loads(text)
+                    return parse(json.loads(text))
+                except MalformedResponseError as malformed:
+                    error = malformed
                 except ValueError:
                     error = MalformedResponseError(
                         "UlazAI sent an unreadable answer", status=status, body=_clip(text)
                     )
-                    if retry_transient and transient < self._retry.max_transient_retries:
-                        transient += 1
-                        await self._backoff(transient, None, method, path, error)
-                        continue
-                    raise error from None
+                if retry_transient and transient < self._retry.max_transient_retries:
+                    transient += 1
+                    await self._backoff(transient, None, method, path, error)
+                    continue
+                raise error
 
             error = error_for_status(status, _provider_message(text, status), _clip(text))
             if status == 429:
@@ -296,6 +299,15 @@ def _envelope(body: Any) -> dict[str, Any]:
         raise MalformedResponseError("UlazAI answered with something other than an object", body=_clip(body))
     inner = body.get("data")
     return inner if isinstance(inner, dict) else body
+
+
+def _upload_url(body: Any) -> str:
+    envelope = _envelope(body)
+    for key in ("url", "image_url", "file_url", "public_url"):
+        url = envelope.get(key)
+        if isinstance(url, str) and urlsplit(url).scheme in ("http", "https") and urlsplit(url).hostname:
+            return url
+    raise MalformedResponseError("The upload answer carried no image URL", status=200, body=_clip(body))
 
 
 def _int_or_none(value: object) -> int | None:

@@ -6,6 +6,7 @@ The client normalises both into :class:`TaskResult` so nothing above it knows wh
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -34,6 +35,9 @@ class EstimatedTime:
     high: int
 
 
+#: Anything a day or longer is not an estimate we can use.
+_MAX_SECONDS = 86_400
+
 #: Used when the provider sends no estimate or one we cannot read: the 3.0 page's own range.
 DEFAULT_ESTIMATED_TIME = EstimatedTime(60, 180)
 
@@ -51,8 +55,9 @@ def parse_estimated_time(text: object, default: EstimatedTime = DEFAULT_ESTIMATE
     if isinstance(text, bool):
         return default
     if isinstance(text, int | float):
-        seconds = int(text)
-        return EstimatedTime(seconds, seconds) if seconds > 0 else default
+        if not math.isfinite(text) or not 0 < text < _MAX_SECONDS:
+            return default
+        return EstimatedTime(int(text), int(text)) if int(text) > 0 else default
     if not isinstance(text, str):
         return default
     match = _RANGE.match(text)
@@ -63,7 +68,7 @@ def parse_estimated_time(text: object, default: EstimatedTime = DEFAULT_ESTIMATE
     unit = (match.group(3) or "s").lower()
     if unit.startswith("m"):
         low, high = low * 60, high * 60
-    if low <= 0 or high < low:
+    if low <= 0 or high < low or high >= _MAX_SECONDS:
         return default
     return EstimatedTime(low, high)
 
