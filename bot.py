@@ -8,7 +8,9 @@ Nothing happens at import time, so tests can import everything here. :func:`main
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 from typing import Final
 
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 INITIAL_EXTENSIONS: Final[tuple[str, ...]] = ("cogs.health",)
 
 EXIT_CONFIG_ERROR: Final = 2
+#: The gateway's close code for a token it does not accept.
+GATEWAY_AUTHENTICATION_FAILED: Final = 4004
 
 
 def user_message_for(error: BaseException) -> str | None:
@@ -102,6 +106,9 @@ class KlingBot(commands.Bot):
     ulazai: UlazAIClient
 
     def __init__(self, settings: Settings, http_session: aiohttp.ClientSession) -> None:
+        # A video bot never joins voice: the "PyNaCl/davey is not installed" warnings are noise.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True  # channels, roles and permissions; slash commands need nothing privileged
         super().__init__(
@@ -142,7 +149,23 @@ async def run(settings: Settings) -> None:
     point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
     timeout = aiohttp.ClientTimeout(total=120, connect=15)
     async with aiohttp.ClientSession(timeout=timeout) as session, KlingBot(settings, session) as bot:
+        _close_on_sigterm(bot)
         await bot.start(settings.discord_token.get_secret_value())
+
+
+def _close_on_sigterm(bot: KlingBot) -> None:
+    """``docker stop`` sends SIGTERM: close the gateway and the session cleanly instead of dying mid-write."""
+    loop = asyncio.get_running_loop()
+    closing: set[asyncio.Task[None]] = set()
+
+    def close() -> None:
+        log.info("SIGTERM received; shutting down")
+        task = loop.create_task(bot.close())
+        closing.add(task)
+        task.add_done_callback(closing.discard)
+
+    with contextlib.suppress(NotImplementedError):  # not on Windows
+        loop.add_signal_handler(signal.SIGTERM, close)
 
 
 def main() -> int:
@@ -158,7 +181,9 @@ def main() -> int:
     )
     try:
         asyncio.run(run(settings))
-    except discord.LoginFailure:
+    except (discord.LoginFailure, discord.ConnectionClosed) as error:
+        if isinstance(error, discord.ConnectionClosed) and error.code != GATEWAY_AUTHENTICATION_FAILED:
+            raise
         print(
             "Configuration error: Discord refused DISCORD_TOKEN: reset the token in the Developer Portal "
             "(your application > Bot) and put the new one in .env.",
