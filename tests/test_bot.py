@@ -95,7 +95,8 @@ async def test_cogs_load_and_resources_are_injected(running_bot: KlingBot) -> No
     assert running_bot.ulazai.base_url == "http://127.0.0.1:9"
     assert API_KEY not in repr(running_bot.ulazai)
     assert running_bot.allowed_mentions is not None
-    assert running_bot.allowed_mentions.to_dict() == {"parse": []}
+    mentions = running_bot.allowed_mentions
+    assert (mentions.everyone, mentions.roles, mentions.users, mentions.replied_user) == (False, False, False, False)
 
 
 async def test_domain_error_becomes_ephemeral_text(fake_discord: FakeDiscord, running_bot: KlingBot) -> None:

@@ -34,7 +34,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def run_bot(tmp_path: Path, env: dict[str, str], dotenv: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_bot(
+    tmp_path: Path, env: dict[str, str], dotenv: str | None = None
+) -> subprocess.CompletedProcess[str]:
     if dotenv is not None:
         (tmp_path / ".env").write_text(dotenv, encoding="utf-8")
     clean = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
@@ -105,7 +107,9 @@ def test_malformed_values_name_the_variable(name: str, value: str, expected: str
 
 
 def test_malformed_value_through_the_real_entry_point(tmp_path: Path) -> None:
-    result = run_bot(tmp_path, {"DISCORD_TOKEN": GOOD_TOKEN, "ULAZAI_API_KEY": "key", "DATABASE_URL": "mysql://x"})
+    result = run_bot(
+        tmp_path, {"DISCORD_TOKEN": GOOD_TOKEN, "ULAZAI_API_KEY": "key", "DATABASE_URL": "mysql://x"}
+    )
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("Configuration error: DATABASE_URL")
@@ -150,5 +154,8 @@ def test_secrets_hidden_in_repr_and_http_allowed_for_a_sandbox(monkeypatch: pyte
 def test_env_example_documents_every_setting() -> None:
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     documented = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
-    fields = {name.upper() for name in Settings.model_fields} - {"DISCORD_API_BASE_URL", "DISCORD_GATEWAY_URL"}
+    fields = {name.upper() for name in Settings.model_fields} - {
+        "DISCORD_API_BASE_URL",
+        "DISCORD_GATEWAY_URL",
+    }
     assert fields <= documented
