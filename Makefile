@@ -42,6 +42,7 @@ typecheck: $(VENV)/.installed-dev
 # PostgreSQL: the suite runs every storage test on PostgreSQL too. scripts/postgres.sh installs
 # Debian's server when it is missing and starts a throw-away cluster on 127.0.0.1.
 pytest: $(VENV)/.installed-dev
+	scripts/ensure-postgres.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -1,0 +1,94 @@
+"""All persistent state of the bot: guild settings, credits, the ledger and the job state machine.
+
+Knows nothing of Discord (ids are plain integers) and never imports discord, ``ulazai`` or ``cogs``.
+The bot uses one :class:`Storage`, built from ``DATABASE_URL`` (SQLite by default, PostgreSQL for
+several processes), and calls ``await storage.migrate()`` before it starts.
+
+Decisions (where the issue left a choice):
+
+* **Defaults.** A new server allows 300 credits per member per week (about 11 s of Kling 3.0
+  standard video or five short 2.6 clips), 2 unfinished jobs per member, no server budget, the
+  Prompt Directory discount off, model ``kling-3.0``.
+* **Allowance.** A member's allowance is the largest of the server default and their roles'. It is
+  refilled lazily by whoever first touches the account in a new UTC period (daily 00:00, weekly
+  Monday 00:00, monthly the 1st 00:00): the unused rest expires (ledger ``expire``) and the new
+  allowance arrives (``refill``). A role that raises the allowance mid-period tops it up at once;
+  losing a role takes effect at the next refill. Changing the period kind takes effect at the next
+  boundary of the new kind. Spending takes allowance first, then bonus credits.
+* **Negative grants** take bonus credits only, and stop at zero (the result says how many moved).
+* **Refunds across a period boundary.** Credits a job took from an allowance whose period has
+  since ended come back as *bonus* credits: nothing paid is lost, and no period gets more than its
+  allowance. Within the same period they go back to the allowance.
+* **Settlement above the reservation** (the provider's ``credits_used`` is the truth) takes the
+  difference if the member has it, otherwise as much as they have, never below zero; the uncovered
+  rest is recorded on the job (``shortfall_credits``) and in the ledger note, not owed. Below the
+  reservation, the difference comes back at once.
+* **Server budget** counts reserved credits at creation, corrected to ``credits_used`` at
+  settlement; released and refunded credits come off it, always in the budget period the job was
+  counted in (once that period is over, its counter is left alone). It is checked atomically when
+  a job is created; a settlement may push it above the cap, since the provider has already charged.
+* **Failed after completion** (the video exists but could not be posted) refunds nothing: the
+  provider charged for it. The video URL stays on the job for an admin to act on.
+* **Active jobs** are those in review, queued, submitting or processing; a completed job no longer
+  counts against the member's cap.
+
+See :mod:`storage.states` for the transition table and :mod:`storage.accounts` for the ledger.
+"""
+
+from storage.accounts import LedgerKind
+from storage.database import DEFAULT_DATABASE_URL, create_engine, upgrade_to_head
+from storage.errors import (
+    BudgetExceeded,
+    DuplicateInteraction,
+    DuplicateOperation,
+    InsufficientCredits,
+    InvalidSetting,
+    InvalidTransition,
+    JobNotFound,
+    LeaseLost,
+    StaleState,
+    StorageError,
+    TooManyActiveJobs,
+)
+from storage.guilds import BudgetSnapshot, GuildSettingsChanges
+from storage.jobs import JobRequest
+from storage.models import BotState, GuildSettings, Job, LedgerEntry, MemberAccount
+from storage.periods import Period
+from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, Balance, GrantResult, Storage
+from storage.states import ACTIVE_STATES, TERMINAL_STATES, TRANSITIONS, JobState
+
+__all__ = [
+    "ACTIVE_STATES",
+    "COMMAND_TREE_HASH_KEY",
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_LEASE",
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "Balance",
+    "BotState",
+    "BudgetExceeded",
+    "BudgetSnapshot",
+    "DuplicateInteraction",
+    "DuplicateOperation",
+    "GrantResult",
+    "GuildSettings",
+    "GuildSettingsChanges",
+    "InsufficientCredits",
+    "InvalidSetting",
+    "InvalidTransition",
+    "Job",
+    "JobNotFound",
+    "JobRequest",
+    "JobState",
+    "LeaseLost",
+    "LedgerEntry",
+    "LedgerKind",
+    "MemberAccount",
+    "Period",
+    "StaleState",
+    "Storage",
+    "StorageError",
+    "TooManyActiveJobs",
+    "create_engine",
+    "upgrade_to_head",
+]

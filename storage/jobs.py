@@ -1,0 +1,182 @@
+"""Job primitives: the compare-and-set transition and lease claiming.
+
+A transition is ``UPDATE jobs SET state = :new ... WHERE id = :id AND state = :seen`` (plus
+``AND lease_owner = :me`` for a worker), so two actors racing for the same job - a member
+cancelling while a worker submits, two workers after a lease expired - can never both win. Whoever
+loses gets :class:`~storage.errors.StaleState` or :class:`~storage.errors.LeaseLost`.
+
+Leases make a job the business of one worker at a time across processes: a claim takes due, unleased
+(or expired) jobs with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite's ``BEGIN IMMEDIATE`` makes
+the claim exclusive anyway) and stamps ``lease_owner`` and ``lease_expires_at``. The owner renews
+while it works; every write it makes afterwards is fenced by ``lease_owner = :me``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from storage.errors import InvalidTransition, JobNotFound, LeaseLost, StaleState
+from storage.models import Job
+from storage.states import TERMINAL_STATES, JobState, can_transition
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """Everything the member asked for, stored as plain columns on the job."""
+
+    model: str
+    mode: str
+    prompt: str
+    duration: int
+    quality: str | None = None
+    aspect_ratio: str | None = None
+    sound: bool = False
+    multi_shot: bool = False
+    directory_optin: bool = False
+    image_urls: Sequence[str] = ()
+    start_frame_url: str | None = None
+    end_frame_url: str | None = None
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "mode": self.mode,
+            "prompt": self.prompt,
+            "duration": self.duration,
+            "quality": self.quality,
+            "aspect_ratio": self.aspect_ratio,
+            "sound": self.sound,
+            "multi_shot": self.multi_shot,
+            "directory_optin": self.directory_optin,
+            "image_urls": list(self.image_urls),
+            "start_frame_url": self.start_frame_url,
+            "end_frame_url": self.end_frame_url,
+        }
+
+
+async def load(session: AsyncSession, job_id: int) -> Job:
+    job = await session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+async def move(
+    session: AsyncSession,
+    job: Job,
+    target: JobState,
+    *,
+    owner: str | None,
+    now: datetime,
+    values: dict[str, Any] | None = None,
+    where: Iterable[sa.ColumnElement[bool]] = (),
+) -> Job:
+    """Compare-and-set ``job`` from the state it was read in to ``target``; returns the moved job.
+
+    ``owner`` fences the write with the lease (``None``: no lease needed, e.g. a moderator). Ending
+    states drop the lease. Raises :class:`InvalidTransition` for a move the table forbids,
+    :class:`StaleState` when the job moved meanwhile, :class:`LeaseLost` when the lease is gone.
+    """
+    assert job.id is not None
+    seen = job.state
+    if not can_transition(seen, target):
+        raise InvalidTransition(job_id=job.id, current=seen, target=target)
+    if owner is not None and job.lease_owner != owner:
+        raise LeaseLost(job_id=job.id, owner=owner, holder=job.lease_owner)
+    changes: dict[str, Any] = {"state": target, "updated_at": now, **(values or {})}
+    if target in TERMINAL_STATES:
+        changes.update(lease_owner=None, lease_expires_at=None, next_attempt_at=None)
+    conditions = [col(Job.id) == job.id, col(Job.state) == seen, *where]
+    if owner is not None:
+        conditions.append(col(Job.lease_owner) == owner)
+    result = await session.execute(
+        sa.update(Job)
+        .where(*conditions)
+        .values(**changes)
+        .returning(Job)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    moved = result.scalars().one_or_none()
+    if moved is not None:
+        return moved
+    current = await load(session, job.id)
+    if current.state != seen:
+        raise StaleState(job_id=job.id, current=current.state, target=target)
+    raise LeaseLost(job_id=job.id, owner=owner or "", holder=current.lease_owner)
+
+
+def _lease_free(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(col(Job.lease_expires_at).is_(None), col(Job.lease_expires_at) <= now)
+
+
+async def claim(
+    session: AsyncSession,
+    owner: str,
+    states: Iterable[JobState],
+    *,
+    limit: int,
+    lease_until: datetime,
+    now: datetime,
+) -> list[Job]:
+    """Lease up to ``limit`` due jobs in ``states`` that nobody holds, oldest first."""
+    due = sa.or_(col(Job.next_attempt_at).is_(None), col(Job.next_attempt_at) <= now)
+    ids = (
+        (
+            await session.execute(
+                sa.select(col(Job.id))
+                .where(col(Job.state).in_(list(states)), _lease_free(now), due)
+                .order_by(col(Job.id))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not ids:
+        return []
+    result = await session.execute(
+        sa.update(Job)
+        .where(col(Job.id).in_(ids), _lease_free(now))
+        .values(lease_owner=owner, lease_expires_at=lease_until, updated_at=now)
+        .returning(Job)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    return sorted(result.scalars().all(), key=lambda job: job.id or 0)
+
+
+async def fenced_update(session: AsyncSession, job_id: int, owner: str, values: dict[str, Any]) -> Job:
+    """Update a job only while ``owner`` holds its lease, or raise :class:`LeaseLost`."""
+    result = await session.execute(
+        sa.update(Job)
+        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner)
+        .values(**values)
+        .returning(Job)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    job = result.scalars().one_or_none()
+    if job is None:
+        current = await load(session, job_id)
+        raise LeaseLost(job_id=job_id, owner=owner, holder=current.lease_owner)
+    return job
+
+
+async def update_unfenced(session: AsyncSession, job_id: int, values: dict[str, Any]) -> Job:
+    result = await session.execute(
+        sa.update(Job)
+        .where(col(Job.id) == job_id)
+        .values(**values)
+        .returning(Job)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    job = result.scalars().one_or_none()
+    if job is None:
+        raise JobNotFound(job_id)
+    return job

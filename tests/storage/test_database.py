@@ -1,0 +1,72 @@
+"""Engine set-up: SQLite pragmas and BEGIN IMMEDIATE, URLs, and the aware-UTC column type."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from storage.database import create_engine, ensure_sqlite_directory, is_sqlite, sqlite_file
+from storage.models import UTCDateTime
+
+
+async def test_sqlite_pragmas(sqlite_template: Path, tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.connect() as conn:
+            values = {
+                name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+            }
+    finally:
+        await engine.dispose()
+    assert values == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30_000, "synchronous": 1}
+
+
+async def test_every_transaction_takes_the_write_lock_at_begin(sqlite_template: Path, tmp_path: Path) -> None:
+    """Without BEGIN IMMEDIATE a transaction that reads first would only lock when it writes, and a
+    concurrent writer would then fail with "database is locked" instead of waiting."""
+    path = tmp_path / "lock.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("SELECT 1"))  # only a read so far ...
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")  # ... yet the write lock is already ours
+        other.execute("BEGIN IMMEDIATE")  # released at commit
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        await engine.dispose()
+
+
+def test_url_helpers(tmp_path: Path) -> None:
+    assert is_sqlite("sqlite+aiosqlite:///data/x.db")
+    assert not is_sqlite("postgresql+asyncpg://u@h/db")
+    assert sqlite_file("sqlite+aiosqlite:///data/x.db") == Path("data/x.db")
+    assert sqlite_file("sqlite+aiosqlite://") is None
+    assert sqlite_file("sqlite+aiosqlite:///:memory:") is None
+    assert sqlite_file("postgresql+asyncpg://u@h/db") is None
+    ensure_sqlite_directory(f"sqlite+aiosqlite:///{tmp_path}/a/b/c.db")
+    assert (tmp_path / "a" / "b").is_dir()
+
+
+def test_utc_datetime_type() -> None:
+    column = UTCDateTime()
+    sqlite_dialect = sa.create_engine("sqlite://").dialect
+    paris = datetime(2025, 6, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert column.process_bind_param(paris, sqlite_dialect) == datetime(2025, 6, 1, 12, 0)
+    loaded = column.process_result_value(datetime(2025, 6, 1, 12, 0), sqlite_dialect)
+    assert loaded == datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+    assert loaded is not None
+    assert loaded.tzinfo is UTC
+    with pytest.raises(ValueError, match="naive"):
+        column.process_bind_param(datetime(2025, 6, 1), sqlite_dialect)

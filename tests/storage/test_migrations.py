@@ -1,0 +1,147 @@
+"""Migrations: the migrated schema is exactly the models, and upgrading keeps every balance and job."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from storage import JobState, Storage, upgrade_to_head
+from storage.database import DEFAULT_DATABASE_URL, alembic_config
+from storage.models import metadata
+from tests.postgres import create_database, drop_database
+from tests.storage.conftest import ENGINES
+from tests.storage.helpers import FakeClock, check_ledger, make_job, migrate_in_thread
+
+_databases = itertools.count()
+
+
+@pytest.fixture(params=ENGINES)
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A brand-new, empty database on each engine."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/fresh/bot.db"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"kling_migrations_{next(_databases)}"
+    url = create_database(server, name)
+    yield url
+    drop_database(server, name)
+
+
+async def _schema_diff(url: str) -> list[Any]:
+    async with Storage(url) as storage, storage.engine.connect() as conn:
+
+        def diff(sync_conn: sa.Connection) -> list[Any]:
+            context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+            return list(compare_metadata(context, metadata))
+
+        return await conn.run_sync(diff)
+
+
+async def test_migrated_schema_equals_the_models(empty_url: str) -> None:
+    await upgrade_to_head(empty_url)
+    assert await _schema_diff(empty_url) == []
+
+
+async def test_upgrade_keeps_balances_and_jobs(empty_url: str) -> None:
+    """Build data at the first revision, upgrade to head, and find everything as it was."""
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_url), "0001")
+    clock = FakeClock()
+    async with Storage(empty_url, clock=clock) as storage:
+        await storage.grant(1, 10, 500, actor_id=7)
+        await storage.update_guild_settings(1, allowance_credits=400, budget_credits=5000)
+        queued = await make_job(storage, estimate=120)
+        done = await make_job(storage, estimate=200, user_id=11)
+        await storage.claim_for_submit("w", limit=5)
+        await storage.mark_submitting(done.id or 0, owner="w")
+        await storage.mark_processing(done.id or 0, owner="w", task_id="t-1", credits_used=180)
+        before = [await storage.balance(1, 10), await storage.balance(1, 11)]
+        ledger_before = await storage.ledger_entries(1, 10) + await storage.ledger_entries(1, 11)
+
+    await upgrade_to_head(empty_url)
+
+    async with Storage(empty_url, clock=clock) as storage:
+        assert [await storage.balance(1, 10), await storage.balance(1, 11)] == before
+        ledger_after = await storage.ledger_entries(1, 10) + await storage.ledger_entries(1, 11)
+        assert [e.model_dump() for e in ledger_after] == [e.model_dump() for e in ledger_before]
+        reloaded = await storage.get_job(queued.id or 0)
+        assert reloaded is not None
+        assert (reloaded.state, reloaded.estimate_credits, reloaded.prompt) == (
+            JobState.QUEUED,
+            120,
+            queued.prompt,
+        )
+        processed = await storage.get_job(done.id or 0)
+        assert processed is not None
+        assert (processed.state, processed.provider_task_id, processed.member_charged) == (
+            JobState.PROCESSING,
+            "t-1",
+            180,
+        )
+        assert (await storage.guild_spend(1)).spent == 300
+        await check_ledger(storage)
+        # And the upgraded database keeps working.
+        await storage.mark_completed(done.id or 0, owner="w", video_url="https://v/1.mp4")
+    assert await _schema_diff(empty_url) == []
+
+
+async def test_downgrade_to_nothing_and_back(empty_url: str) -> None:
+    await upgrade_to_head(empty_url)
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_url), "base")
+    async with Storage(empty_url) as storage, storage.engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+    assert set(tables) <= {"alembic_version"}
+    await upgrade_to_head(empty_url)
+    assert await _schema_diff(empty_url) == []
+
+
+async def test_upgrade_does_not_block_the_event_loop(empty_url: str) -> None:
+    """The bot awaits this from its running loop: other coroutines keep running meanwhile."""
+    ticks = 0
+    longest_gap = 0.0
+
+    async def ticker() -> None:
+        nonlocal ticks, longest_gap
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            longest_gap = max(longest_gap, now - last)
+            last = now
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    await upgrade_to_head(empty_url)
+    elapsed = time.monotonic() - started
+    task.cancel()
+    assert ticks >= 3, f"only {ticks} ticks in {elapsed:.2f}s"
+    assert longest_gap < max(0.25, elapsed / 2), f"the loop stalled for {longest_gap:.2f}s"
+
+
+async def test_a_newcomers_first_start_creates_the_sqlite_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert DEFAULT_DATABASE_URL == "sqlite+aiosqlite:///data/kling-bot.db"
+    async with Storage() as storage:
+        await storage.migrate()
+        assert (await storage.balance(1, 2)).available == 300
+    assert (tmp_path / "data" / "kling-bot.db").is_file()
+
+
+def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/twice.db"
+    migrate_in_thread(url)
+    migrate_in_thread(url)
