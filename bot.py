@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import signal
 import sys
@@ -24,6 +26,7 @@ from pydantic import ValidationError
 from cogs.common import NO_MENTIONS, Interaction, UserFacingError
 from config import Settings, describe_errors, load_settings
 from logs import setup_logging
+from storage import COMMAND_TREE_HASH_KEY, Storage
 from ulazai.client import UlazAIClient
 from ulazai.errors import (
     AuthenticationError,
@@ -36,7 +39,7 @@ from ulazai.errors import (
 log = logging.getLogger(__name__)
 
 #: The cogs loaded at start-up, in order. One user-facing area per cog.
-INITIAL_EXTENSIONS: Final[tuple[str, ...]] = ("cogs.health",)
+INITIAL_EXTENSIONS: Final[tuple[str, ...]] = ("cogs.health", "cogs.video", "cogs.credits")
 
 EXIT_CONFIG_ERROR: Final = 2
 #: The gateway's close code for a token it does not accept.
@@ -103,9 +106,17 @@ class KlingBot(commands.Bot):
 
     settings: Settings
     http_session: aiohttp.ClientSession
+    storage: Storage
     ulazai: UlazAIClient
 
-    def __init__(self, settings: Settings, http_session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        http_session: aiohttp.ClientSession,
+        storage: Storage,
+        *,
+        ulazai: UlazAIClient | None = None,
+    ) -> None:
         # A video bot never joins voice: the "PyNaCl/davey is not installed" warnings are noise.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
@@ -120,7 +131,8 @@ class KlingBot(commands.Bot):
         )
         self.settings = settings
         self.http_session = http_session
-        self.ulazai = UlazAIClient(
+        self.storage = storage
+        self.ulazai = ulazai or UlazAIClient(
             http_session, base_url=settings.ulazai_base_url, api_key=settings.ulazai_api_key
         )
 
@@ -130,6 +142,34 @@ class KlingBot(commands.Bot):
                 await self.load_extension(extension)
             except Exception:
                 log.exception("Failed to load extension %s", extension)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Sync slash commands only when they changed since the last sync (Discord allows 200 a day).
+
+        The hash of the command payloads and the target (``DEV_GUILD_ID`` or global) is kept in the
+        database. Never from ``on_ready``, which fires on every reconnect.
+        """
+        guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        target = str(guild.id) if guild is not None else "global"
+        digest = hashlib.sha256(
+            json.dumps({"target": target, "commands": payload}, sort_keys=True).encode()
+        ).hexdigest()
+        if await self.storage.get_bot_state(COMMAND_TREE_HASH_KEY) == digest:
+            log.info("Slash commands unchanged; not syncing")
+            return
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.HTTPException:
+            log.exception("Could not sync slash commands; the previous set stays in place")
+            return
+        await self.storage.set_bot_state(COMMAND_TREE_HASH_KEY, digest)
+        log.info(
+            "Synced %d slash command(s) to %s", len(synced), "the dev server" if guild else "all servers"
+        )
 
     async def on_ready(self) -> None:
         # Fires on every reconnect: only log here, never set anything up.
@@ -148,7 +188,12 @@ async def run(settings: Settings) -> None:
     """Open every resource in one ``async with`` and run the bot until it is closed."""
     point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
     timeout = aiohttp.ClientTimeout(total=120, connect=15)
-    async with aiohttp.ClientSession(timeout=timeout) as session, KlingBot(settings, session) as bot:
+    async with (
+        Storage(settings.database_url) as storage,
+        aiohttp.ClientSession(timeout=timeout) as session,
+        KlingBot(settings, session, storage) as bot,
+    ):
+        await storage.migrate()  # a newcomer's first run creates and migrates the database
         _close_on_sigterm(bot)
         await bot.start(settings.discord_token.get_secret_value())
 

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 import bot as bot_module
 from bot import KlingBot
 from config import Settings
+from storage import Storage
 from tests.fakes import fixtures as fake_fixtures
 from tests.fakes.discord_api import FakeDiscord
 from ulazai.errors import InsufficientCreditsError, InvalidRequestError
@@ -42,6 +43,8 @@ def make_settings(tmp_path: Path, fake: FakeDiscord) -> Settings:
         ulazai_api_key=SecretStr(API_KEY),
         ulazai_base_url="http://127.0.0.1:9",
         heartbeat_file=tmp_path / "heartbeat",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+        dev_guild_id=fake.guild_id,
         discord_api_base_url=fake.api_base,
         discord_gateway_url=fake.gateway_url,
     )
@@ -74,13 +77,13 @@ def add_probe_commands(bot: KlingBot, guild: discord.Object) -> None:
 
 @pytest.fixture
 async def running_bot(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterator[KlingBot]:
-    async with aiohttp.ClientSession() as session:
+    settings = make_settings(tmp_path, fake_discord)
+    async with Storage(settings.database_url) as storage, aiohttp.ClientSession() as session:
+        await storage.migrate()
         bot_module.point_discord_at(fake_discord.api_base, fake_discord.gateway_url)
-        bot = KlingBot(make_settings(tmp_path, fake_discord), session)
-        guild = discord.Object(fake_discord.guild_id)
-        add_probe_commands(bot, guild)
-        await bot.login(TOKEN)
-        await bot.tree.sync(guild=guild)
+        bot = KlingBot(settings, session, storage)
+        add_probe_commands(bot, discord.Object(fake_discord.guild_id))
+        await bot.login(TOKEN)  # setup_hook loads the cogs and syncs to DEV_GUILD_ID
         task = asyncio.create_task(bot.connect())
         try:
             await fake_discord.wait_until_ready()
@@ -96,7 +99,12 @@ async def test_cogs_load_and_resources_are_injected(running_bot: KlingBot) -> No
     assert API_KEY not in repr(running_bot.ulazai)
     assert running_bot.allowed_mentions is not None
     mentions = running_bot.allowed_mentions
-    assert (mentions.everyone, mentions.roles, mentions.users, mentions.replied_user) == (False, False, False, False)
+    assert (mentions.everyone, mentions.roles, mentions.users, mentions.replied_user) == (
+        False,
+        False,
+        False,
+        False,
+    )
 
 
 async def test_domain_error_becomes_ephemeral_text(fake_discord: FakeDiscord, running_bot: KlingBot) -> None:
@@ -194,8 +202,10 @@ async def test_a_broken_extension_is_logged_and_the_rest_still_load(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(bot_module, "INITIAL_EXTENSIONS", ("cogs.does_not_exist", "cogs.health"))
-    async with aiohttp.ClientSession() as session:
-        bot = KlingBot(make_settings(tmp_path, fake_discord), session)
+    settings = make_settings(tmp_path, fake_discord)
+    async with Storage(settings.database_url) as storage, aiohttp.ClientSession() as session:
+        await storage.migrate()
+        bot = KlingBot(settings, session, storage)
         await bot.login(TOKEN)  # runs setup_hook
         try:
             assert "Health" in bot.cogs

@@ -1,0 +1,162 @@
+"""The whole bot, for real, on 127.0.0.1: fake Discord + sandbox provider + a fresh database + KlingBot.
+
+Tests send real INTERACTION_CREATEs through :class:`tests.fakes.discord_api.FakeDiscord` and assert on
+what comes out: Discord REST calls, provider calls (``harness.sandbox.requests``) and the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+from pydantic import SecretStr
+
+import bot as bot_module
+from bot import KlingBot
+from config import Settings
+from storage import Storage
+from tests.fakes.discord_api import FakeDiscord, FakeInteraction
+from ulazai.client import RetryPolicy, UlazAIClient
+from ulazai.sandbox import Sandbox
+
+TOKEN = "MTIzNDU2Nzg5MDEy.GhIjKl.fake-token-for-tests_only"
+API_KEY = "sandbox-key-for-harness"
+
+
+def png(width: int = 2, height: int = 2) -> bytes:
+    """A real PNG (valid chunks and CRCs), so magic-byte checks and image decoders both accept it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x80\x40\x20" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+@dataclass
+class Harness:
+    fake: FakeDiscord
+    sandbox: Sandbox
+    storage: Storage
+    bot: KlingBot
+    settings: Settings
+
+    @property
+    def guild_id(self) -> int:
+        return self.fake.guild_id
+
+    @property
+    def videos(self) -> int:
+        return self.fake.channel_ids["videos"]
+
+    @property
+    def general(self) -> int:
+        return self.fake.channel_ids["general"]
+
+    @property
+    def member_id(self) -> int:
+        return self.fake.member_id
+
+    @property
+    def admin_id(self) -> int:
+        return self.fake.admin_id
+
+    async def command(
+        self,
+        name: str,
+        subcommand: str | None = None,
+        *,
+        user_id: int | None = None,
+        channel_id: int | None = None,
+        attachments: dict[str, Any] | None = None,
+        app_permissions: int | None = None,
+        **options: Any,
+    ) -> FakeInteraction:
+        return await self.fake.send_command(
+            name,
+            subcommand=subcommand,
+            options=options,
+            user_id=user_id if user_id is not None else self.member_id,
+            channel_id=channel_id if channel_id is not None else self.videos,
+            attachments=attachments,
+            app_permissions=app_permissions,
+        )
+
+    async def answer(self, interaction: FakeInteraction) -> Any:
+        """The deferred command's first followup (what the member finally reads)."""
+        callback = await interaction.wait_callback()
+        assert callback.type == 5, f"expected a defer first, got {callback.type}"
+        assert callback.ephemeral
+        return await interaction.wait_followup()
+
+    def public_messages(self, channel_id: int | None = None) -> list[Any]:
+        return self.fake.messages_in(channel_id or self.videos, include_ephemeral=False)
+
+    def provider_calls(self, route: str | None = None) -> list[Any]:
+        return [r for r in self.sandbox.requests if route is None or r.route == route]
+
+
+@asynccontextmanager
+async def running_bot(
+    tmp_path: Path, *, fake: FakeDiscord | None = None, database_url: str | None = None, **settings: Any
+) -> AsyncIterator[Harness]:
+    """Start everything; a given ``fake``/``database_url`` lets a test restart the bot on the same world."""
+    own_fake = fake is None
+    if fake is None:
+        fake = FakeDiscord()
+        await fake.start()
+        fake.add_default_guild()
+    sandbox = Sandbox(api_key=API_KEY, task_seconds=1.0)
+    await sandbox.start("127.0.0.1", 0)
+    config = Settings(
+        _env_file=None,
+        discord_token=SecretStr(TOKEN),
+        ulazai_api_key=SecretStr(API_KEY),
+        ulazai_base_url=sandbox.base_url,
+        database_url=database_url or f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+        dev_guild_id=fake.guild_id,
+        heartbeat_file=tmp_path / "heartbeat",
+        discord_api_base_url=fake.api_base,
+        discord_gateway_url=fake.gateway_url,
+        **settings,
+    )
+    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    bot_module.point_discord_at(config.discord_api_base_url, config.discord_gateway_url)
+    try:
+        async with Storage(config.database_url) as storage, aiohttp.ClientSession() as session:
+            await storage.migrate()
+            # Quick retries: the tests inject faults and should not wait out real back-offs.
+            client = UlazAIClient(
+                session,
+                base_url=sandbox.base_url,
+                api_key=config.ulazai_api_key,
+                retry=RetryPolicy(base_backoff=0.01, max_backoff=0.5),
+            )
+            bot = KlingBot(config, session, storage, ulazai=client)
+            await bot.login(TOKEN)
+            task = asyncio.create_task(bot.connect())
+            try:
+                await fake.wait_until_ready()
+                yield Harness(fake=fake, sandbox=sandbox, storage=storage, bot=bot, settings=config)
+            finally:
+                await bot.close()
+                await asyncio.wait_for(task, 10)
+    finally:
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+        await sandbox.close()
+        if own_fake:
+            await fake.close()
