@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from typing import Final
 
 import aiohttp
@@ -23,54 +24,21 @@ from discord import app_commands
 from discord.ext import commands
 from pydantic import ValidationError
 
-from cogs.common import NO_MENTIONS, Interaction, UserFacingError
+from cogs.common import NO_MENTIONS, Interaction, answer_error
 from config import Settings, describe_errors, load_settings
 from logs import setup_logging
 from storage import COMMAND_TREE_HASH_KEY, Storage
 from ulazai.client import UlazAIClient
-from ulazai.errors import (
-    AuthenticationError,
-    InsufficientCreditsError,
-    InvalidRequestError,
-    ProviderError,
-    RateLimitedError,
-)
+from ulazai.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 #: The cogs loaded at start-up, in order. One user-facing area per cog.
-INITIAL_EXTENSIONS: Final[tuple[str, ...]] = ("cogs.health", "cogs.video", "cogs.credits")
+INITIAL_EXTENSIONS: Final[tuple[str, ...]] = ("cogs.health", "cogs.video", "cogs.credits", "cogs.delivery")
 
 EXIT_CONFIG_ERROR: Final = 2
 #: The gateway's close code for a token it does not accept.
 GATEWAY_AUTHENTICATION_FAILED: Final = 4004
-
-
-def user_message_for(error: BaseException) -> str | None:
-    """The member-facing text for a domain error, or ``None`` when it is unexpected (a bug)."""
-    if isinstance(error, UserFacingError | InvalidRequestError):
-        return error.message
-    if isinstance(error, InsufficientCreditsError):
-        return "This server's UlazAI video credits are used up, so nothing was made or charged. Ask an admin to top up."
-    if isinstance(error, AuthenticationError):
-        return "The bot is misconfigured: UlazAI refused its API key. Nothing was charged; the admins can see why in the log."
-    if isinstance(error, RateLimitedError):
-        return "UlazAI is busy right now. Nothing was charged; please try again in a minute."
-    if isinstance(error, ProviderError):
-        return "UlazAI could not be reached just now. Nothing was charged; please try again in a minute."
-    if isinstance(error, app_commands.MissingPermissions):
-        missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
-        return f"You need the {missing} permission for this command."
-    if isinstance(error, app_commands.BotMissingPermissions):
-        missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
-        return f"I need the {missing} permission in this channel; ask an admin to grant it."
-    if isinstance(error, app_commands.NoPrivateMessage):
-        return "This command works in a server, not in direct messages."
-    if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down a little: try again in {error.retry_after:.0f} s."
-    if isinstance(error, app_commands.CheckFailure):
-        return "You cannot use this command here."
-    return None
 
 
 class KlingTree(app_commands.CommandTree["KlingBot"]):
@@ -80,25 +48,8 @@ class KlingTree(app_commands.CommandTree["KlingBot"]):
         original: BaseException = (
             error.original if isinstance(error, app_commands.CommandInvokeError) else error
         )
-        text = user_message_for(original)
-        if text is None:
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error("Unexpected error in /%s", command, exc_info=original)
-            text = "Something went wrong on my side and it has been logged. Nothing was charged; please try again."
-        elif isinstance(original, ProviderError):
-            log.warning("Provider error answered to a member: %r", original)
-        await answer_ephemeral(interaction, text)
-
-
-async def answer_ephemeral(interaction: Interaction, text: str) -> None:
-    """Answer through ``response`` or ``followup``, whichever is still open, never pinging anyone."""
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-        else:
-            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-    except discord.HTTPException:
-        log.warning("Could not deliver an error message to interaction %s", interaction.id, exc_info=True)
+        command = interaction.command.qualified_name if interaction.command else "?"
+        await answer_error(interaction, original, where=f"/{command}")
 
 
 class KlingBot(commands.Bot):
@@ -116,6 +67,7 @@ class KlingBot(commands.Bot):
         storage: Storage,
         *,
         ulazai: UlazAIClient | None = None,
+        extensions: Sequence[str] | None = None,
     ) -> None:
         # A video bot never joins voice: the "PyNaCl/davey is not installed" warnings are noise.
         discord.VoiceClient.warn_nacl = False
@@ -130,14 +82,20 @@ class KlingBot(commands.Bot):
             help_command=None,
         )
         self.settings = settings
+        self.extensions_to_load = tuple(INITIAL_EXTENSIONS if extensions is None else extensions)
         self.http_session = http_session
         self.storage = storage
         self.ulazai = ulazai or UlazAIClient(
-            http_session, base_url=settings.ulazai_base_url, api_key=settings.ulazai_api_key
+            http_session,
+            base_url=settings.ulazai_base_url,
+            api_key=settings.ulazai_api_key,
+            rate_limiter=RateLimiter(settings.provider_max_rps),
         )
+        #: When the delivery worker last finished a pass (monotonic seconds); the heartbeat reads it.
+        self.worker_heartbeat: float | None = None
 
     async def setup_hook(self) -> None:
-        for extension in INITIAL_EXTENSIONS:
+        for extension in self.extensions_to_load:
             try:
                 await self.load_extension(extension)
             except Exception:

@@ -30,6 +30,11 @@ _HOW_TO_FIX: dict[str, str] = {
     "DEV_GUILD_ID": "set it to a server id (a number; right-click the server with Developer Mode on) or remove it",
     "LOG_LEVEL": "use one of DEBUG, INFO, WARNING, ERROR",
     "HEARTBEAT_FILE": "set it to a writable file path, or remove it to use the default",
+    "MAX_CONCURRENT_GENERATIONS": "use a whole number from 1 to 1000 (default 10)",
+    "PROVIDER_MAX_RPS": "use a number of calls per second above 0 (default 5)",
+    "MAX_VIDEO_BYTES": "use a number of bytes, at least 1024 (default 536870912, 512 MB)",
+    "PROCESSING_TIMEOUT_MINUTES": "use a number of minutes above 0 (default 30)",
+    "WORKER_LEASE_SECONDS": "use a number of seconds from 1 to 3600 (default 30)",
     "DISCORD_API_BASE_URL": "remove it (it is only for testing against a local fake Discord)",
     "DISCORD_GATEWAY_URL": "remove it (it is only for testing against a local fake Discord)",
 }
@@ -55,6 +60,11 @@ class Settings(BaseSettings):
     dev_guild_id: Annotated[int, Field(gt=0)] | None = None
     log_level: LogLevel = "INFO"
     heartbeat_file: Path = Path("data/heartbeat")
+    max_concurrent_generations: Annotated[int, Field(ge=1, le=1000)] = 10
+    provider_max_rps: Annotated[float, Field(gt=0, le=1000)] = 5.0
+    max_video_bytes: Annotated[int, Field(ge=1024)] = 512 * 1024 * 1024
+    processing_timeout_minutes: Annotated[float, Field(gt=0)] = 30.0
+    worker_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
     # Only for the test suite and local experiments: point discord.py at a fake Discord.
     discord_api_base_url: str | None = None
     discord_gateway_url: str | None = None

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
+import logging
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import discord
+from discord import app_commands
+
+from ulazai.errors import (
+    AuthenticationError,
+    InsufficientCreditsError,
+    InvalidRequestError,
+    ProviderError,
+    RateLimitedError,
+)
 
 if TYPE_CHECKING:
     from bot import KlingBot
+
+log = logging.getLogger(__name__)
 
 Interaction: TypeAlias = "discord.Interaction[KlingBot]"
 
@@ -26,3 +38,54 @@ class UserFacingError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def user_message_for(error: BaseException) -> str | None:
+    """The member-facing text for a domain error, or ``None`` when it is unexpected (a bug)."""
+    if isinstance(error, UserFacingError | InvalidRequestError):
+        return error.message
+    if isinstance(error, InsufficientCreditsError):
+        return "This server's UlazAI video credits are used up, so nothing was made or charged. Ask an admin to top up."
+    if isinstance(error, AuthenticationError):
+        return "The bot is misconfigured: UlazAI refused its API key. Nothing was charged; the admins can see why in the log."
+    if isinstance(error, RateLimitedError):
+        return "UlazAI is busy right now. Nothing was charged; please try again in a minute."
+    if isinstance(error, ProviderError):
+        return "UlazAI could not be reached just now. Nothing was charged; please try again in a minute."
+    if isinstance(error, app_commands.MissingPermissions):
+        missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        return f"You need the {missing} permission for this command."
+    if isinstance(error, app_commands.BotMissingPermissions):
+        missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        return f"I need the {missing} permission in this channel; ask an admin to grant it."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command works in a server, not in direct messages."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {error.retry_after:.0f} s."
+    if isinstance(error, app_commands.CheckFailure):
+        return "You cannot use this command here."
+    return None
+
+
+async def answer_ephemeral(interaction: discord.Interaction[Any], text: str) -> None:
+    """Answer through ``response`` or ``followup``, whichever is still open, never pinging anyone."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException:
+        log.warning("Could not deliver an error message to interaction %s", interaction.id, exc_info=True)
+
+
+async def answer_error(interaction: discord.Interaction[Any], error: BaseException, *, where: str) -> None:
+    """What the tree's ``on_error`` does, for buttons and modals (their errors never reach the tree)."""
+    text = user_message_for(error)
+    if text is None:
+        log.error("Unexpected error in %s", where, exc_info=error)
+        text = (
+            "Something went wrong on my side and it has been logged. Nothing was charged; please try again."
+        )
+    elif isinstance(error, ProviderError):
+        log.warning("Provider error answered to a member: %r", error)
+    await answer_ephemeral(interaction, text)

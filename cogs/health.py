@@ -1,8 +1,8 @@
 """Liveness: a heartbeat file the Docker ``HEALTHCHECK`` reads (see ``healthcheck.py``).
 
-The heartbeat is written only while the gateway connection is up, so a bot that lost Discord and cannot
-get back shows as unhealthy. The delivery worker adds its own beat later; the file is the one place a
-container orchestrator looks.
+The heartbeat is written only while the gateway connection is up and the delivery worker keeps finishing
+its passes, so a bot that lost Discord, or whose worker is stuck, shows as unhealthy. The file is the one
+place a container orchestrator looks.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 30
+HEARTBEAT_SECONDS = 15
+#: The worker ticks every second; this long without a finished pass means it is stuck.
+WORKER_STALE_SECONDS = 120
 
 
 def _write_beat(path: Path, stamp: float) -> None:
@@ -36,8 +38,10 @@ class Health(commands.Cog):
     def __init__(self, bot: KlingBot) -> None:
         self.bot = bot
         self.path = bot.settings.heartbeat_file
+        self.started = time.monotonic()
 
     async def cog_load(self) -> None:
+        self.started = time.monotonic()
         self.beat.start()
 
     async def cog_unload(self) -> None:
@@ -46,6 +50,11 @@ class Health(commands.Cog):
     @tasks.loop(seconds=HEARTBEAT_SECONDS)
     async def beat(self) -> None:
         if self.bot.is_closed() or not self.bot.is_ready():
+            return
+        # The worker's last finished pass (or, before its first, when this cog started) must be recent.
+        worker = self.bot.worker_heartbeat or self.started
+        if "Delivery" in self.bot.cogs and time.monotonic() - worker > WORKER_STALE_SECONDS:
+            log.warning("The delivery worker has not finished a pass for a while; not writing the heartbeat")
             return
         try:
             await asyncio.to_thread(_write_beat, self.path, time.time())

@@ -25,7 +25,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs import cards
-from cogs.common import NO_MENTIONS, Interaction, UserFacingError
+from cogs.audit import audit
+from cogs.common import NO_MENTIONS, Interaction, UserFacingError, answer_ephemeral, answer_error
 from moderation import find_blocked_term
 from storage import (
     BudgetExceeded,
@@ -184,6 +185,125 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"vi
         await refresh_status_card(bot, job)
 
 
+class RegenerateButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:regen:(?P<job_id>\d+)"
+):
+    """Makes the same video again, charged to whoever presses, through every check of a new request."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Regenerate",
+                emoji="🔁",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"video:regen:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RegenerateButton:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        bot: KlingBot = interaction.client
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            job = await bot.storage.get_job(self.job_id)
+            cog = bot.get_cog("Video")
+            if job is None or not isinstance(cog, Video) or interaction.guild_id != job.guild_id:
+                raise UserFacingError(
+                    "I no longer have the details of that video, so it can't be regenerated."
+                )
+            uploaded = {"image": job.image_urls[0]} if job.image_urls else {}
+            if job.start_frame_url:
+                uploaded["start_frame"] = job.start_frame_url
+            if job.end_frame_url:
+                uploaded["end_frame"] = job.end_frame_url
+            options = VideoOptions(
+                prompt=job.prompt,
+                mode=GenerationMode(job.mode),
+                model=job.model,
+                duration=job.duration,
+                quality=job.quality,
+                aspect_ratio=job.aspect_ratio,
+                sound=job.sound,
+                multi_shot=job.multi_shot,
+            )
+            await cog.request_video(interaction, options, uploaded=uploaded)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Regenerate of job {self.job_id}")
+
+
+class DeleteVideoButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:delete:(?P<job_id>\d+)"
+):
+    """Deletes a posted video: its requester, or anyone who may manage messages here."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Delete",
+                emoji="🗑️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"video:delete:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> DeleteVideoButton:
+        return cls(int(match["job_id"]))
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        bot: KlingBot = interaction.client
+        job = await bot.storage.get_job(self.job_id)
+        if job is not None and job.user_id == interaction.user.id:
+            return True
+        if interaction.permissions.manage_messages:
+            return True
+        await interaction.response.send_message(
+            "Only the member who asked for this video, or a moderator, can delete it.",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+        return False
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        bot: KlingBot = interaction.client
+        await interaction.response.defer(ephemeral=True)
+        try:
+            if interaction.message is None:
+                raise UserFacingError("That message is already gone.")
+            await interaction.message.delete()
+        except discord.NotFound:
+            await answer_ephemeral(interaction, "That video was already deleted.")
+            return
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Delete of job {self.job_id}")
+            return
+        await answer_ephemeral(interaction, "Deleted.")
+        job = await bot.storage.get_job(self.job_id)
+        if job is not None and job.user_id != interaction.user.id and interaction.guild_id is not None:
+            await audit(
+                bot,
+                interaction.guild_id,
+                f"🗑️ {interaction.user} (moderator) deleted the video of job #{self.job_id}, requested by <@{job.user_id}>.",
+            )
+
+
+def posted_video_view(job_id: int) -> discord.ui.View:
+    """The buttons under a posted video; they work after a restart (``DynamicItem``)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(RegenerateButton(job_id))
+    view.add_item(DeleteVideoButton(job_id))
+    return view
+
+
 async def refresh_status_card(bot: KlingBot, job: Job) -> None:
     """Re-render the public card after a change; a card someone deleted is not worth failing over."""
     if job.status_message_id is None:
@@ -286,6 +406,8 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
         for job in jobs:
             link = cards.job_link(job)
             where = f" · [{'video' if job.posted_message_id else 'status'}]({link})" if link else ""
+            if job.state is JobState.FAILED and job.video_url:
+                where += f" · [download]({job.video_url})"
             lines.append(
                 f"**#{job.id}** {timestamp(job.created_at)} · {cards.STATE_LABELS.get(job.state, job.state)}"
                 f" · {cards.model_label(job.model)} {job.duration} s · {cards.job_cost(job)} credits{where}"
@@ -297,8 +419,14 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
 
     # -- the request flow ------------------------------------------------------------------------
 
-    async def request_video(self, interaction: Interaction, options: VideoOptions) -> None:
-        """Steps 2–5 of the module docstring; every refusal is a :class:`UserFacingError`."""
+    async def request_video(
+        self, interaction: Interaction, options: VideoOptions, *, uploaded: dict[str, str] | None = None
+    ) -> None:
+        """Steps 2–5 of the module docstring; every refusal is a :class:`UserFacingError`.
+
+        ``uploaded`` maps option names to images already at the provider (Regenerate reuses them).
+        """
+        uploaded = uploaded or {}
         bot = self.bot
         guild_id, channel = interaction.guild_id, interaction.channel
         member = interaction.user
@@ -309,6 +437,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
         settings = await bot.storage.get_guild_settings(guild_id)
 
         attachments = options.attachments()
+        present = set(attachments) | set(uploaded)
         spec = VideoSpec(
             model=KlingModel(options.model or settings.default_model),
             prompt=options.prompt,
@@ -318,9 +447,9 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
             aspect_ratio=AspectRatio(options.aspect_ratio) if options.aspect_ratio else None,
             sound=bool(options.sound),
             multi_shot=bool(options.multi_shot),
-            image_urls=(_PENDING_UPLOAD,) if "image" in attachments else (),
-            start_frame_url=_PENDING_UPLOAD if "start_frame" in attachments else None,
-            end_frame_url=_PENDING_UPLOAD if "end_frame" in attachments else None,
+            image_urls=(_PENDING_UPLOAD,) if "image" in present else (),
+            start_frame_url=_PENDING_UPLOAD if "start_frame" in present else None,
+            end_frame_url=_PENDING_UPLOAD if "end_frame" in present else None,
             directory_optin=settings.directory_discount,
         )
         build_request(spec)  # the provider's rules, before anything is downloaded or uploaded
@@ -342,7 +471,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
         if balance.available < estimate:
             raise not_enough_credits(balance.available, estimate, balance.next_refill_at)
 
-        spec = await self.upload_images(spec, attachments)
+        spec = await self.upload_images(spec, attachments, uploaded)
         request = JobRequest(
             model=spec.model.value,
             mode=spec.mode.value,
@@ -412,9 +541,11 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
                 f"{'s' if len(missing) > 1 else ''} here. Ask an admin, or use another channel."
             )
 
-    async def upload_images(self, spec: VideoSpec, attachments: dict[str, discord.Attachment]) -> VideoSpec:
+    async def upload_images(
+        self, spec: VideoSpec, attachments: dict[str, discord.Attachment], uploaded: dict[str, str]
+    ) -> VideoSpec:
         """Read each attachment now (Discord's CDN links expire), check it, upload it, use its URL."""
-        urls: dict[str, str] = {}
+        urls: dict[str, str] = dict(uploaded)
         for name, attachment in attachments.items():
             try:
                 data = await attachment.read()
@@ -497,5 +628,5 @@ def receipt(job: Job, available: int, *, review: bool) -> discord.Embed:
 
 
 async def setup(bot: KlingBot) -> None:
-    bot.add_dynamic_items(CancelButton)
+    bot.add_dynamic_items(CancelButton, RegenerateButton, DeleteVideoButton)
     await bot.add_cog(Video(bot))

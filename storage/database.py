@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +35,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-_lean_aiosqlite: Callable[[], Any] | None
-try:
-    from storage import _sqlite
-
-    _lean_aiosqlite = _sqlite.dbapi
-except ImportError:  # pragma: no cover - SQLAlchemy reshaped its adapter: use the stock one
-    _lean_aiosqlite = None
+from storage import _sqlite
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +85,9 @@ def _install_sqlite_recipe(engine: AsyncEngine, *, foreign_keys: bool) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        dbapi_connection = connection.connection.dbapi_connection
-        if hasattr(dbapi_connection, "defer_begin"):
-            dbapi_connection.defer_begin("BEGIN IMMEDIATE")  # sent with the first statement
+        driver_connection = connection.connection.driver_connection
+        if isinstance(driver_connection, _sqlite.LeanConnection):
+            driver_connection.defer_begin("BEGIN IMMEDIATE")  # sent with the first statement
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -121,9 +114,11 @@ def create_engine(
         ensure_sqlite_directory(parsed)
         if not null_pool and sqlite_file(parsed) is not None:
             kwargs.update(pool_size=pool_size or 1, max_overflow=0, pool_timeout=60)
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        if parsed.get_driver_name() == "aiosqlite" and _lean_aiosqlite is not None:
-            kwargs["module"] = _lean_aiosqlite()
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        if parsed.get_driver_name() == "aiosqlite":
+            kwargs["async_creator"] = _sqlite.connector(parsed, **connect_args)
+        else:
+            kwargs["connect_args"] = connect_args
         engine = create_async_engine(parsed, **kwargs)
         _install_sqlite_recipe(engine, foreign_keys=foreign_keys)
         return engine

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from storage import accounts, guilds, jobs
+from storage import accounts, guilds, jobs, scheduling
 from storage._sql import insert_ignore, is_unique_violation, rowcount
 from storage.accounts import LedgerKind
 from storage.database import DEFAULT_DATABASE_URL, create_engine, create_sessionmaker, upgrade_to_head
@@ -715,18 +715,32 @@ class Storage:
     async def queue_position(self, job_id: int) -> int | None:
         """Where a queued job stands in line (1 = next to be submitted); ``None`` if it is not queued.
 
-        Workers claim queued jobs oldest first, so this counts the queued jobs created before it.
+        The line is the order :meth:`claim_fair_for_submit` serves (round-robin across members).
         """
         async with self._maker() as s, s.begin():
-            job = await s.get(Job, job_id)
-            if job is None or job.state is not JobState.QUEUED:
-                return None
-            ahead = await s.execute(
-                sa.select(sa.func.count())
-                .select_from(Job)
-                .where(col(Job.state) == JobState.QUEUED, col(Job.id) < job_id)
+            return await scheduling.queue_position(s, job_id)
+
+    async def queue_positions(self, *, limit: int = 100) -> dict[int, int]:
+        """The first ``limit`` queued jobs' places in line, for refreshing their status cards."""
+        async with self._maker() as s, s.begin():
+            return await scheduling.queue_positions(s, limit=limit)
+
+    async def claim_fair_for_submit(
+        self, owner: str, *, limit: int, max_in_flight: int, lease: timedelta = DEFAULT_LEASE
+    ) -> list[Job]:
+        """Lease due queued jobs round-robin across members, keeping under ``max_in_flight``
+        generations for the whole bot (see :mod:`storage.scheduling`)."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            return await scheduling.claim_fair(
+                s, owner, limit=limit, max_in_flight=max_in_flight, lease_until=now + lease, now=now
             )
-            return int(ahead.scalar_one()) + 1
+
+    async def in_flight(self) -> int:
+        """Generations submitting, processing or claimed for submission right now."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            return await scheduling.in_flight(s, now)
 
     async def jobs_to_resume(self) -> Sequence[Job]:
         """Every job not in an ending state, oldest first (what the bot picks up after a restart)."""

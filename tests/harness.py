@@ -25,6 +25,7 @@ from config import Settings
 from storage import Storage
 from tests.fakes.discord_api import FakeDiscord, FakeInteraction
 from ulazai.client import RetryPolicy, UlazAIClient
+from ulazai.ratelimit import RateLimiter
 from ulazai.sandbox import Sandbox
 
 TOKEN = "MTIzNDU2Nzg5MDEy.GhIjKl.fake-token-for-tests_only"
@@ -112,16 +113,25 @@ class Harness:
 
 @asynccontextmanager
 async def running_bot(
-    tmp_path: Path, *, fake: FakeDiscord | None = None, database_url: str | None = None, **settings: Any
+    tmp_path: Path,
+    *,
+    fake: FakeDiscord | None = None,
+    database_url: str | None = None,
+    worker: bool = True,
+    sandbox: Sandbox | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
-    """Start everything; a given ``fake``/``database_url`` lets a test restart the bot on the same world."""
+    """Start everything; a given ``fake``/``database_url``/``sandbox`` lets a test restart the bot on the
+    same world. ``worker=False`` leaves the delivery worker out, for tests of the commands alone."""
     own_fake = fake is None
     if fake is None:
         fake = FakeDiscord()
         await fake.start()
         fake.add_default_guild()
-    sandbox = Sandbox(api_key=API_KEY, task_seconds=1.0)
-    await sandbox.start("127.0.0.1", 0)
+    own_sandbox = sandbox is None
+    if sandbox is None:
+        sandbox = Sandbox(api_key=API_KEY, task_seconds=1.0)
+        await sandbox.start("127.0.0.1", 0)
     config = Settings(
         _env_file=None,
         discord_token=SecretStr(TOKEN),
@@ -145,8 +155,10 @@ async def running_bot(
                 base_url=sandbox.base_url,
                 api_key=config.ulazai_api_key,
                 retry=RetryPolicy(base_backoff=0.01, max_backoff=0.5),
+                rate_limiter=RateLimiter(config.provider_max_rps),
             )
-            bot = KlingBot(config, session, storage, ulazai=client)
+            extensions = [e for e in bot_module.INITIAL_EXTENSIONS if worker or e != "cogs.delivery"]
+            bot = KlingBot(config, session, storage, ulazai=client, extensions=extensions)
             await bot.login(TOKEN)
             task = asyncio.create_task(bot.connect())
             try:
@@ -157,6 +169,7 @@ async def running_bot(
                 await asyncio.wait_for(task, 10)
     finally:
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
-        await sandbox.close()
+        if own_sandbox:
+            await sandbox.close()
         if own_fake:
             await fake.close()

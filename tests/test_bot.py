@@ -146,7 +146,7 @@ async def test_error_after_defer_goes_to_the_followup(
 async def test_unexpected_error_is_logged_and_answered_politely(
     fake_discord: FakeDiscord, running_bot: KlingBot, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="bot")
+    caplog.set_level(logging.ERROR)
     interaction = await fake_discord.send_command(
         "probe",
         subcommand="crash",
@@ -157,7 +157,7 @@ async def test_unexpected_error_is_logged_and_answered_politely(
     callback = await interaction.wait_callback()
     assert callback.ephemeral
     assert "Something went wrong on my side" in (callback.content or "")
-    (record,) = [r for r in caplog.records if r.name == "bot"]
+    (record,) = [r for r in caplog.records if "/probe crash" in r.getMessage()]
     assert record.exc_info is not None
     assert "/probe crash" in record.getMessage()
 

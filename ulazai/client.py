@@ -46,6 +46,7 @@ from ulazai.errors import (
     error_for_status,
 )
 from ulazai.images import check_image
+from ulazai.ratelimit import RateLimiter
 from ulazai.requests import KlingModel, ProviderRequest
 from ulazai.results import TaskResult, TaskStatus, parse_estimated_time
 
@@ -79,6 +80,7 @@ class UlazAIClient:
         timeout: aiohttp.ClientTimeout | None = None,
         upload_timeout: aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | None = None,
+        rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         parts = urlsplit(base_url)
@@ -90,6 +92,7 @@ class UlazAIClient:
         self._timeout = timeout or aiohttp.ClientTimeout(total=60, connect=10, sock_read=45)
         self._upload_timeout = upload_timeout or aiohttp.ClientTimeout(total=120, connect=10, sock_read=60)
         self._retry = retry or RetryPolicy()
+        self._limiter = rate_limiter
         self._sleep = sleep
 
     def __repr__(self) -> str:
@@ -225,6 +228,8 @@ class UlazAIClient:
         form: Callable[[], aiohttp.FormData] | None,
         request_timeout: aiohttp.ClientTimeout,
     ) -> tuple[int, str, float | None]:
+        if self._limiter is not None:
+            await self._limiter.acquire()  # every attempt counts against the provider's rate
         headers = {
             "Authorization": f"Bearer {self._api_key.get_secret_value()}",
             "Accept": "application/json",

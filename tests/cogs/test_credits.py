@@ -13,7 +13,7 @@ from tests.harness import Harness, running_bot
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with running_bot(tmp_path) as h:
+    async with running_bot(tmp_path, worker=False) as h:
         yield h
 
 

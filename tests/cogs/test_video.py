@@ -23,7 +23,7 @@ GIF = b"GIF89a" + bytes(64)
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with running_bot(tmp_path) as h:
+    async with running_bot(tmp_path, worker=False) as h:  # the commands alone; delivery has its own tests
         yield h
 
 
@@ -88,9 +88,9 @@ async def test_commands_are_not_synced_again_when_unchanged(tmp_path: Path) -> N
     route = "/applications/{application_id}/guilds/{guild_id}/commands"
     async with FakeDiscord() as fake:
         fake.add_default_guild()
-        async with running_bot(tmp_path, fake=fake):
+        async with running_bot(tmp_path, fake=fake, worker=False):
             assert len(fake.calls_to("PUT", route)) == 1
-        async with running_bot(tmp_path, fake=fake):  # a restart on the same database
+        async with running_bot(tmp_path, fake=fake, worker=False):  # a restart on the same database
             assert len(fake.calls_to("PUT", route)) == 1
         assert len(fake.calls_to("GET", "/users/@me")) == 2  # it really did start twice
 

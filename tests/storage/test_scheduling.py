@@ -1,0 +1,76 @@
+"""Fair submission: round-robin across members, a global cap on generations in flight, queue places.
+
+Runs on SQLite and on PostgreSQL (where two claimers race for real).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from storage import JobState, Storage
+from tests.storage.helpers import make_job
+
+
+async def queue_jobs(storage: Storage, jobs_per_member: dict[int, int]) -> dict[int, list[int]]:
+    await storage.update_guild_settings(1, max_active_jobs=50, allowance_credits=10_000)
+    made: dict[int, list[int]] = {user: [] for user in jobs_per_member}
+    for user, count in jobs_per_member.items():  # member 10 asks for a batch first
+        for _ in range(count):
+            job = await make_job(storage, user_id=user, estimate=10)
+            assert job.id is not None
+            made[user].append(job.id)
+    return made
+
+
+async def test_a_batch_never_starves_the_others(storage: Storage) -> None:
+    made = await queue_jobs(storage, {10: 5, 11: 1, 12: 2})
+    claimed = await storage.claim_fair_for_submit("w1", limit=4, max_in_flight=100)
+    users = [job.user_id for job in claimed]
+    assert users == [10, 11, 12, 10]  # everyone's first before anyone's second
+    assert [job.id for job in claimed][:3] == [made[10][0], made[11][0], made[12][0]]
+    assert all(job.lease_owner == "w1" for job in claimed)
+
+
+async def test_queue_positions_follow_the_order_served(storage: Storage) -> None:
+    made = await queue_jobs(storage, {10: 3, 11: 1})
+    positions = await storage.queue_positions()
+    assert positions == {made[10][0]: 1, made[11][0]: 2, made[10][1]: 3, made[10][2]: 4}
+    assert await storage.queue_position(made[11][0]) == 2
+    assert await storage.queue_position(made[10][2]) == 4
+    await storage.cancel(made[10][0], actor_id=10)
+    # Member 10's second job is now their first in line, and older than member 11's.
+    assert await storage.queue_position(made[10][1]) == 1
+    assert await storage.queue_position(made[11][0]) == 2
+    assert await storage.queue_position(made[10][0]) is None
+
+
+async def test_the_cap_counts_every_generation_in_flight(storage: Storage) -> None:
+    await queue_jobs(storage, {10: 4, 11: 4})
+    first = await storage.claim_fair_for_submit("w1", limit=10, max_in_flight=3)
+    assert len(first) == 3
+    assert await storage.in_flight() == 3  # claimed, not yet submitting: they count
+    await storage.mark_submitting(first[0].id or 0, owner="w1")
+    assert await storage.claim_fair_for_submit("w2", limit=10, max_in_flight=3) == []
+    await storage.cancel(first[1].id or 0, actor_id=None)  # a claimed job that ends frees a slot
+    (more,) = await storage.claim_fair_for_submit("w2", limit=10, max_in_flight=3)
+    assert more.lease_owner == "w2"
+
+
+async def test_two_claimers_at_once_never_share_a_job_nor_overshoot(storage: Storage) -> None:
+    await queue_jobs(storage, {10: 6, 11: 6, 12: 6})
+    results = await asyncio.gather(
+        *(storage.claim_fair_for_submit(f"w{n}", limit=4, max_in_flight=7) for n in range(6))
+    )
+    ids = [job.id for batch in results for job in batch]
+    assert len(ids) == len(set(ids)) == 7
+    assert await storage.in_flight() == 7
+
+
+async def test_backed_off_jobs_wait_their_turn(storage: Storage) -> None:
+    made = await queue_jobs(storage, {10: 1, 11: 1})
+    (job,) = await storage.claim_fair_for_submit("w1", limit=1, max_in_flight=10)
+    await storage.mark_submitting(job.id or 0, owner="w1")
+    await storage.requeue_with_backoff(job.id or 0, owner="w1", retry_at=storage.now().replace(year=2100))
+    (other,) = await storage.claim_fair_for_submit("w1", limit=5, max_in_flight=10)
+    assert other.id == made[11][0]
+    assert (await storage.get_job(made[10][0])).state is JobState.QUEUED  # type: ignore[union-attr]
