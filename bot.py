@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -101,6 +102,10 @@ class KlingBot(commands.Bot):
             except Exception:
                 log.exception("Failed to load extension %s", extension)
         await self.sync_commands()
+        # Everything loaded so far lives as long as the process: move it out of the collector's way,
+        # so a full collection never pauses the loop for long while interactions wait to be acknowledged.
+        gc.collect()
+        gc.freeze()
 
     async def sync_commands(self) -> None:
         """Sync slash commands only when they changed since the last sync (Discord allows 200 a day).

@@ -151,6 +151,9 @@ class Delivery(commands.Cog):
         self.allow_private_downloads = False
         self.working: dict[int, asyncio.Task[None]] = {}
         self._queue_refreshed = 0.0
+        self._queue_task: asyncio.Task[None] | None = None
+        #: The place in line each queued job's card shows, so only cards whose place changed are edited.
+        self._shown_position: dict[int, int] = {}
 
     def timeout_text(self) -> str:
         seconds = int(self.processing_timeout.total_seconds())
@@ -163,6 +166,8 @@ class Delivery(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.loop.cancel()
+        if self._queue_task is not None:
+            self._queue_task.cancel()
         for task in list(self.working.values()):
             task.cancel()
         await asyncio.gather(*self.working.values(), return_exceptions=True)
@@ -194,9 +199,11 @@ class Delivery(commands.Cog):
             self.spawn(job, self.poll(job))
         for job in await storage.claim_for_delivery(self.owner, limit=5, lease=self.lease):
             self.spawn(job, self.deliver(job))
-        if time.monotonic() - self._queue_refreshed >= QUEUE_REFRESH_SECONDS:
+        refreshing = self._queue_task is not None and not self._queue_task.done()
+        if not refreshing and time.monotonic() - self._queue_refreshed >= QUEUE_REFRESH_SECONDS:
+            # In the background: a hundred card edits must never hold up submitting and posting.
             self._queue_refreshed = time.monotonic()
-            await self.refresh_queue()
+            self._queue_task = asyncio.create_task(self.refresh_queue(), name="queue-positions")
 
     def spawn(self, job: Job, work: Coroutine[Any, Any, None]) -> None:
         """Work one job in its own task; its failure is logged and retried later, never fatal."""
@@ -530,11 +537,19 @@ class Delivery(commands.Cog):
         )
 
     async def refresh_queue(self) -> None:
-        positions = await self.bot.storage.queue_positions(limit=100)
-        for job_id, position in positions.items():
-            job = await self.bot.storage.get_job(job_id)
-            if job is not None and job.state is JobState.QUEUED:
-                await self.cards.update(job, queue_position=position)
+        """Move waiting jobs' cards to their new place in line (only those whose place changed)."""
+        try:
+            positions = await self.bot.storage.queue_positions(limit=100)
+            self._shown_position = {k: v for k, v in self._shown_position.items() if k in positions}
+            for job_id, position in positions.items():
+                if self._shown_position.get(job_id) == position:
+                    continue
+                job = await self.bot.storage.get_job(job_id)
+                if job is not None and job.state is JobState.QUEUED:
+                    self._shown_position[job_id] = position
+                    await self.cards.update(job, queue_position=position)
+        except Exception:
+            log.exception("Could not refresh the queue positions")
 
 
 async def setup(bot: KlingBot) -> None:
