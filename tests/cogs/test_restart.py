@@ -139,7 +139,7 @@ async def test_two_workers_on_one_postgresql_deliver_each_job_once(tmp_path: Pat
         members = [fake.member_id] + [fake.add_member(fake.guild_id, name=f"m{n}").id for n in range(4)]
         videos = fake.channel_ids["videos"]
         # A small global cap makes the two workers take turns instead of one claiming everything.
-        settings = {"database_url": postgres_url, "max_concurrent_generations": 4}
+        settings: dict[str, Any] = {"database_url": postgres_url, "max_concurrent_generations": 4}
         async with (
             running_bot(tmp_path / "a", fake=fake, sandbox=sandbox, **settings) as a,
             running_bot(tmp_path / "b", fake=fake, sandbox=sandbox, **settings) as b,
