@@ -35,7 +35,14 @@ from ulazai.ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 
 #: The cogs loaded at start-up, in order. One user-facing area per cog.
-INITIAL_EXTENSIONS: Final[tuple[str, ...]] = ("cogs.health", "cogs.video", "cogs.credits", "cogs.delivery")
+INITIAL_EXTENSIONS: Final[tuple[str, ...]] = (
+    "cogs.health",
+    "cogs.review",
+    "cogs.video",
+    "cogs.credits",
+    "cogs.admin",
+    "cogs.delivery",
+)
 
 EXIT_CONFIG_ERROR: Final = 2
 #: The gateway's close code for a token it does not accept.

@@ -1,7 +1,10 @@
 """The audit channel: one line per event, for the server's moderators and the operator.
 
-Never a secret, never a ping (``NO_MENTIONS``); a missing channel or permission is logged, not raised,
-because an audit line must never break the action it records.
+Never a secret, never a ping: lines name people with mention syntax so moderators can click them, and
+``NO_MENTIONS`` makes Discord render those as plain names. A missing channel or permission is logged,
+not raised, because an audit line must never break the action it records.
+
+The lines about jobs are written here, in one place, so every cog words the same event the same way.
 """
 
 from __future__ import annotations
@@ -11,21 +14,76 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from cogs import cards
 from cogs.common import NO_MENTIONS
+from storage import Job, JobState
 
 if TYPE_CHECKING:
     from bot import KlingBot
 
 log = logging.getLogger(__name__)
 
+#: Discord's limit for a message's content.
+MAX_LINE = 2000
 
-async def audit(bot: KlingBot, guild_id: int, line: str) -> None:
-    """Post ``line`` in the guild's audit channel, when one is set."""
-    settings = await bot.storage.get_guild_settings(guild_id)
-    if settings.audit_channel_id is None:
+
+async def audit(bot: KlingBot, guild_id: int, line: str, *, channel_id: int | None = None) -> None:
+    """Post ``line`` in the guild's audit channel, when one is set (or in ``channel_id``, when given).
+
+    ``channel_id`` lets a change of the audit channel itself be recorded where moderators last looked.
+    """
+    if channel_id is None:
+        channel_id = (await bot.storage.get_guild_settings(guild_id)).audit_channel_id
+    if channel_id is None:
         return
-    channel = bot.get_partial_messageable(settings.audit_channel_id, guild_id=guild_id)
+    channel = bot.get_partial_messageable(channel_id, guild_id=guild_id)
     try:
-        await channel.send(line[:2000], allowed_mentions=NO_MENTIONS)
+        await channel.send(line[:MAX_LINE], allowed_mentions=NO_MENTIONS)
     except discord.HTTPException as error:
         log.warning("Could not write to the audit channel of guild %s: %s", guild_id, error)
+
+
+def who(user_id: int | None) -> str:
+    """A person in an audit line: a clickable name that never pings (the channel sends NO_MENTIONS)."""
+    return "someone" if user_id is None else f"<@{user_id}>"
+
+
+def requested(job: Job) -> str:
+    """A member asked for a video (who, where, model, cost, and whether it waits for review)."""
+    waiting = " It waits for review." if job.state is JobState.PENDING_REVIEW else ""
+    return (
+        f"📝 {who(job.user_id)} requested job #{job.id} in <#{job.channel_id}>: "
+        f"{cards.parameters(job)}, {job.estimate_credits} credits held.{waiting}"
+    )
+
+
+def approved(job: Job) -> str:
+    return f"✅ {who(job.reviewed_by)} approved job #{job.id} of {who(job.user_id)}; it is queued."
+
+
+def rejected(job: Job) -> str:
+    reason = f" Reason: {job.error}" if job.error else " No reason given."
+    return (
+        f"🚫 {who(job.reviewed_by)} rejected job #{job.id} of {who(job.user_id)}; "
+        f"{job.estimate_credits} credits went back to them.{reason}"
+    )
+
+
+def delivered(job: Job) -> str:
+    where = f"<#{job.channel_id}>"
+    if job.delivery_notes and job.delivery_notes != "attached":
+        where += f" ({job.delivery_notes})"
+    return (
+        f"🎬 Job #{job.id} of {who(job.user_id)} delivered in {where}; {cards.job_cost(job)} credits spent."
+    )
+
+
+def ended(job: Job, refunded: int, detail: str | None = None) -> str:
+    """A job failed or was lost and its credits went back (``detail``: what the operator should know)."""
+    label = "lost" if job.state is JobState.LOST else "failed"
+    icon = "⚠️" if job.state is JobState.LOST else "❌"
+    line = (
+        f"{icon} Job #{job.id} {label}: {job.error or 'no reason given'}. "
+        f"{refunded} credits refunded to {who(job.user_id)}."
+    )
+    return f"{line} {detail}" if detail else line

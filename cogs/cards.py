@@ -1,20 +1,29 @@
-"""How a job looks on Discord: the public status card, the member's receipt, job links.
+"""How a job looks on Discord: the public status card, the moderators' review card, job links.
 
-Pure rendering (a job in, an embed out), shared by the commands and, later, the delivery worker that
-moves the card along. The prompt goes in the embed description: prompts reach 2,500 characters, more
-than a message's 2,000, and text in an embed never pings anyone.
+Rendering (a job in, an embed out), shared by the commands, the review buttons and the delivery worker
+that moves the card along; plus :func:`refresh_status_card`, the one re-render of the public card that
+the commands and the review buttons share. The prompt goes in the embed description: prompts reach
+2,500 characters, more than a message's 2,000, and text in an embed never pings anyone.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import discord
 
+from cogs.common import NO_MENTIONS
 from storage import Job, JobState
 from ulazai.polling import progress_share
 from ulazai.requests import KlingModel
 from ulazai.results import EstimatedTime
+
+if TYPE_CHECKING:
+    from bot import KlingBot
+
+log = logging.getLogger(__name__)
 
 BRAND_COLOUR = discord.Colour(0x5865F2)
 
@@ -140,3 +149,99 @@ def job_link(job: Job) -> str | None:
         return job.video_url  # it went to the member's DMs: a channel link would lead nowhere
     message_id = job.posted_message_id or job.status_message_id
     return None if message_id is None else jump_url(job.guild_id, job.channel_id, message_id)
+
+
+async def refresh_status_card(bot: KlingBot, job: Job) -> None:
+    """Re-render the public card after a change; a card someone deleted is not worth failing over."""
+    if job.status_message_id is None:
+        return
+    position = await bot.storage.queue_position(job.id) if job.state is JobState.QUEUED and job.id else None
+    message = bot.get_partial_messageable(job.channel_id).get_partial_message(job.status_message_id)
+    try:
+        await message.edit(embed=status_card(job, queue_position=position), allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException as error:
+        log.warning("Could not update the status card of job %s: %s", job.id, error)
+
+
+# -- the review card -------------------------------------------------------------------------------
+
+REVIEW_COLOURS: dict[str, discord.Colour] = {
+    "pending": discord.Colour.gold(),
+    "approved": discord.Colour.green(),
+    "rejected": discord.Colour.red(),
+    "withdrawn": discord.Colour.dark_grey(),
+}
+
+
+def source_images(job: Job) -> list[tuple[str, str]]:
+    """The request's images as (what it is, the provider's public URL), in the order the member gave them."""
+    images = [("image", url) for url in job.image_urls]
+    if job.start_frame_url:
+        images.append(("start frame", job.start_frame_url))
+    if job.end_frame_url:
+        images.append(("end frame", job.end_frame_url))
+    return images
+
+
+def review_outcome(job: Job) -> str:
+    """Where the review stands: ``pending``, ``approved``, ``rejected`` or ``withdrawn``."""
+    if job.state is JobState.PENDING_REVIEW:
+        return "pending"
+    if job.state is JobState.REJECTED:
+        return "rejected"
+    if job.state is JobState.CANCELLED and job.reviewed_by is None:
+        return "withdrawn"
+    return "approved"  # queued or anything after it: a moderator let it through
+
+
+def review_decision(job: Job) -> str:
+    outcome = review_outcome(job)
+    if outcome == "pending":
+        return "⏳ Waiting for a moderator"
+    if outcome == "withdrawn":
+        return "↩️ Cancelled before review; the credits went back to the member"
+    if outcome == "rejected":
+        reason = f": {job.error[:200]}" if job.error else " (no reason given)"
+        return f"🚫 Rejected by <@{job.reviewed_by}>{reason}"
+    return f"✅ Approved by <@{job.reviewed_by}>"
+
+
+def review_card(job: Job) -> list[discord.Embed]:
+    """The card moderators decide on: the request as the member made it, and the decision once taken.
+
+    Every source image is shown: the first on the main embed, the others on image-only embeds that
+    share its ``url``, which Discord's clients draw as one gallery under the card.
+    """
+    link = (
+        jump_url(job.guild_id, job.channel_id, job.status_message_id)
+        if job.status_message_id is not None
+        else None
+    )
+    kind = "Text to video" if job.mode == "text_to_video" else "Image to video"
+    embed = discord.Embed(
+        title=f"Review: {kind.lower()}",
+        description=job.prompt,
+        url=link,
+        colour=REVIEW_COLOURS[review_outcome(job)],
+    )
+    embed.add_field(name="Requested by", value=f"<@{job.user_id}> in <#{job.channel_id}>", inline=True)
+    embed.add_field(name="Settings", value=parameters(job), inline=True)
+    embed.add_field(
+        name="Cost", value=f"{job.estimate_credits} credits (held until the decision)", inline=True
+    )
+    images = source_images(job)
+    if images:
+        embed.add_field(
+            name="Source images",
+            value=" · ".join(f"[{what}]({url})" for what, url in images)[:1024],
+            inline=False,
+        )
+    embed.add_field(name="Decision", value=review_decision(job), inline=False)
+    embed.set_footer(text=f"Job #{job.id}")
+    embeds = [embed]
+    for index, (_, url) in enumerate(images[:4]):
+        if index == 0:
+            embed.set_image(url=url)
+        else:
+            embeds.append(discord.Embed(url=link).set_image(url=url))
+    return embeds

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands, tasks
 
+from cogs import audit as audit_lines
 from cogs import cards
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, mention_only
@@ -277,12 +278,7 @@ class Delivery(commands.Cog):
             }.get(type(error), f"UlazAI refused the request: {error.message}")
             log.error("Job %s refused by UlazAI: %r", job.id, error)
             job = await storage.fail(job_id, owner=self.owner, reason=reason)
-            await self.end(job)
-            await audit(
-                self.bot,
-                job.guild_id,
-                f"❌ Job #{job.id} refused by UlazAI (HTTP {error.status}): {error.message}",
-            )
+            await self.end(job, detail=f"UlazAI refused it (HTTP {error.status}): {error.message}")
             return
         except ProviderError as error:
             # A timeout, a 5xx or an unreadable answer: the task may or may not exist. Never retried.
@@ -292,12 +288,10 @@ class Delivery(commands.Cog):
                 owner=self.owner,
                 reason="UlazAI did not confirm the video started; nothing is charged",
             )
-            await self.end(job)
-            await audit(
-                self.bot,
-                job.guild_id,
-                f"⚠️ Job #{job.id} lost: the generate call ended with {error!r}. The member was refunded; "
-                "check the UlazAI dashboard for a task started at that time.",
+            await self.end(
+                job,
+                detail=f"The generate call ended with {error!r}; check the UlazAI dashboard for a task "
+                "started at that time.",
             )
             return
         estimate = result.estimated_time or DEFAULT_ESTIMATED_TIME
@@ -405,6 +399,7 @@ class Delivery(commands.Cog):
             job_id, owner=self.owner, message_id=message.id, notes=notes
         )
         await self.cards.update(job, force=True)
+        await audit(self.bot, job.guild_id, audit_lines.delivered(job))
 
     async def post(
         self, job: Job, video: DownloadedVideo | None, why_link: str | None
@@ -495,8 +490,9 @@ class Delivery(commands.Cog):
 
     # -- endings and the queue -----------------------------------------------------------------------
 
-    async def end(self, job: Job) -> None:
-        """A job failed or was lost: update its card and tell the member, mentioning only them."""
+    async def end(self, job: Job, *, detail: str | None = None) -> None:
+        """A job failed or was lost: update its card, tell the member (mentioning only them) and write
+        the audit line (``detail``: what the operator should know beyond the member's reason)."""
         await self.cards.update(job, force=True)
         # Storage has moved the credits back already (the job's holds read zero now): say how many.
         refunded = (
@@ -525,16 +521,11 @@ class Delivery(commands.Cog):
             )
         except discord.HTTPException as error:
             log.warning("Could not tell the member about job %s: %s", job.id, error)
+        await audit(self.bot, job.guild_id, audit_lines.ended(job, refunded, detail))
 
     async def after_lost(self, job: Job) -> None:
         """A generate call a dead process left in flight: refunded by storage; tell everyone."""
-        await self.end(job)
-        await audit(
-            self.bot,
-            job.guild_id,
-            f"⚠️ Job #{job.id} lost: the bot stopped while submitting it to UlazAI. The member was refunded; "
-            "check the UlazAI dashboard for a task started at that time.",
-        )
+        await self.end(job, detail="Check the UlazAI dashboard for a task started at that time.")
 
     async def refresh_queue(self) -> None:
         """Move waiting jobs' cards to their new place in line (only those whose place changed)."""

@@ -9,8 +9,9 @@ The flow of one request (each step refuses with one ephemeral sentence and charg
    balance;
 3. read and check the images (magic bytes) and upload them to the provider;
 4. create the job with its reservation in one transaction (unique per interaction);
-5. post the public status card with ``channel.send`` (interaction tokens die after 15 minutes) and
-   answer the member with a receipt carrying a Cancel button.
+5. post the public status card with ``channel.send`` (interaction tokens die after 15 minutes), and
+   with review on the moderators' review card (:mod:`cogs.review`), then answer the member with a
+   receipt carrying a Cancel button and write the request to the audit log.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs import cards
+from cogs import audit as audit_lines
+from cogs import cards, review
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, Interaction, UserFacingError, answer_ephemeral, answer_error
 from moderation import find_blocked_term
@@ -182,7 +184,8 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"vi
         await interaction.response.edit_message(
             content=f"Cancelled. Your {job.estimate_credits} credits are back.", embed=None, view=view
         )
-        await refresh_status_card(bot, job)
+        await cards.refresh_status_card(bot, job)
+        await review.refresh_review_card(bot, job)  # a card still waiting for a moderator says so
 
 
 class RegenerateButton(
@@ -302,20 +305,6 @@ def posted_video_view(job_id: int) -> discord.ui.View:
     view.add_item(RegenerateButton(job_id))
     view.add_item(DeleteVideoButton(job_id))
     return view
-
-
-async def refresh_status_card(bot: KlingBot, job: Job) -> None:
-    """Re-render the public card after a change; a card someone deleted is not worth failing over."""
-    if job.status_message_id is None:
-        return
-    position = await bot.storage.queue_position(job.id) if job.state is JobState.QUEUED and job.id else None
-    message = bot.get_partial_messageable(job.channel_id).get_partial_message(job.status_message_id)
-    try:
-        await message.edit(
-            embed=cards.status_card(job, queue_position=position), allowed_mentions=NO_MENTIONS
-        )
-    except discord.HTTPException as error:
-        log.warning("Could not update the status card of job %s: %s", job.id, error)
 
 
 class Video(commands.GroupCog, group_name="video", group_description="Make AI videos with Kling"):
@@ -513,6 +502,8 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
         assert job_id is not None
 
         job = await self.post_status_card(channel, job)
+        if settings.review_channel_id is not None and job.state is JobState.PENDING_REVIEW:
+            job = await self.send_for_review(job, settings.review_channel_id)
         after = await bot.storage.balance(guild_id, member.id, role_ids)
         await interaction.followup.send(
             embed=receipt(job, after.available, review=review),
@@ -520,6 +511,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )
+        await audit(bot, guild_id, audit_lines.requested(job))
 
     def check_channel(self, interaction: Interaction, allowed: list[int]) -> None:
         if not allowed:
@@ -580,6 +572,22 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
                 "Ask an admin to check my permissions here."
             ) from None
         return await self.bot.storage.set_job_messages(job.id, status_message_id=message.id)
+
+    async def send_for_review(self, job: Job, review_channel_id: int) -> Job:
+        """Post the review card; if the review channel refuses it, give the credits back and say so."""
+        assert job.id is not None
+        try:
+            return await review.post_review_card(self.bot, job, review_channel_id)
+        except discord.HTTPException as error:
+            log.warning("Could not post the review card of job %s: %s", job.id, error)
+            job = await self.bot.storage.cancel(
+                job.id, actor_id=None, reason="the review card could not be posted"
+            )
+            await cards.refresh_status_card(self.bot, job)
+            raise UserFacingError(
+                f"I couldn't post your request for review in <#{review_channel_id}>, so nothing was made "
+                "and your credits are back. Ask an admin to check my permissions there."
+            ) from None
 
 
 def too_many_jobs(active: int, limit: int) -> UserFacingError:

@@ -1,37 +1,51 @@
-"""aiosqlite connections that make one trip to SQLite's thread per statement.
+"""The SQLite driver connection: aiosqlite with one trip to SQLite's thread per statement.
 
-aiosqlite runs SQLite in a worker thread, and every call is a trip to that thread and back: a queue
-put, a thread wake-up, a wake-up of the event loop through its self-pipe. On one core that costs
-more than SQLite's own work for a small statement. SQLAlchemy's aiosqlite adapter makes four trips
-per statement (open a cursor, execute, fetch, close), one for ``BEGIN`` and one for the pool's
-reset ``ROLLBACK`` even when no transaction is open.
+aiosqlite runs SQLite in a worker thread, and every call is a trip to that thread and back (a queue
+put, a thread wake-up, then a wake-up of the event loop through its self-pipe). On one core a trip
+costs about as much as SQLite's own work for a small statement. Through SQLAlchemy's stock adapter a
+statement takes four trips (open a cursor, execute, fetch, close), ``BEGIN`` one more, and the pool's
+reset ``ROLLBACK`` one more even when no transaction is open.
 
-:class:`LeanConnection` is an :class:`aiosqlite.Connection` whose cursors do the whole statement
-(the pending ``BEGIN IMMEDIATE``, execute, fetch, close) in one trip, and which skips ``COMMIT`` and
-``ROLLBACK`` trips when no transaction is open. SQLAlchemy gets it through its public
-``async_creator`` hook (:func:`connector`) and wraps it in its stock adapter, which only uses
-aiosqlite's public interface (``cursor()``, ``execute``/``fetchall``/``close`` on the cursor,
-``commit()``, ``rollback()``), so no SQLAlchemy internals are subclassed or imported. From aiosqlite
-it relies on one internal, ``Connection._execute`` (queue a function for the thread), which every
-aiosqlite method goes through. ``tests/storage/test_database.py`` pins the trip counts, so a
-library upgrade that bypasses any of this fails the tests instead of silently getting slower.
+:class:`LeanConnection` is an :class:`aiosqlite.Connection` that SQLAlchemy receives through its
+public ``async_creator`` hook (:func:`connector`) and wraps in its stock adapter, which only uses
+aiosqlite's public interface (``cursor()``, the cursor's ``execute``/``fetchall``/``close``,
+``commit()``, ``rollback()``). It differs from aiosqlite in four ways, all on the thread side:
 
-Semantics are SQLite's own: the write lock is still taken by ``BEGIN IMMEDIATE`` before the
-transaction's first statement runs, and a connection that might be in a transaction always gets its
-``COMMIT``/``ROLLBACK``.
+* the pragmas of :mod:`storage.database` run in the thread that opens the connection, before
+  SQLAlchemy ever sees it;
+* transactions are the driver's, as PEP 249 intends: the first statement outside a transaction
+  starts one with ``BEGIN IMMEDIATE`` in the same trip (the write lock is taken before the
+  transaction's first statement runs, so a second process waits in ``busy_timeout`` instead of
+  failing with "database is locked"); sqlite3's own implicit (deferred) ``BEGIN`` is switched off;
+* a cursor does the whole statement - execute, fetch, close - in one trip and hands SQLAlchemy
+  the buffered rows; ``COMMIT``/``ROLLBACK`` skip their trip when no transaction can be open;
+* :meth:`LeanConnection.commit_with_next_statement` lets the caller that knows which statement ends
+  its transaction have ``COMMIT`` run in that statement's trip (the reservation uses it). A
+  statement sent after that, before SQLAlchemy's own commit, is refused, so a transaction can never
+  silently split in two.
+
+From aiosqlite it relies on one internal, ``Connection._execute`` (queue a function for the thread,
+the primitive every aiosqlite method uses). ``tests/storage/test_sqlite_driver.py`` pins the number
+of trips per statement and per reservation and the transaction semantics, so a library upgrade
+that bypasses any of this fails the tests instead of silently getting slower or less safe.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, NoReturn, Self
 
 import aiosqlite
 from aiosqlite.context import Result
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL
+
+log = logging.getLogger(__name__)
+
+BEGIN = "BEGIN IMMEDIATE"
 
 
 class _Outcome(NamedTuple):
@@ -39,15 +53,25 @@ class _Outcome(NamedTuple):
     rowcount: int
     lastrowid: int | None
     rows: list[Any]
-    in_transaction: bool
 
 
-def _statement(
-    conn: sqlite3.Connection, begin: str | None, sql: str, parameters: Any, many: bool
-) -> _Outcome:
-    """Runs in aiosqlite's thread: the pending BEGIN, then the statement, fetched and closed."""
-    if begin is not None:
-        conn.execute(begin)
+def _open(args: Sequence[Any], kwargs: Mapping[str, Any], pragmas: Sequence[str]) -> sqlite3.Connection:
+    """Runs in aiosqlite's thread: open the database and apply the pragmas, outside any transaction."""
+    connection: sqlite3.Connection = sqlite3.connect(*args, **kwargs)
+    try:
+        for pragma in pragmas:
+            connection.execute(pragma)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _statement(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool, commit: bool) -> _Outcome:
+    """Runs in aiosqlite's thread: BEGIN if no transaction is open, the statement, fetched and
+    closed, and COMMIT if asked to."""
+    if not conn.in_transaction:
+        conn.execute(BEGIN)
     cursor = conn.cursor()
     try:
         if many:
@@ -57,14 +81,17 @@ def _statement(
         else:
             cursor.execute(sql, parameters)
         rows = cursor.fetchall() if cursor.description else []
-        return _Outcome(cursor.description, cursor.rowcount, cursor.lastrowid, rows, conn.in_transaction)
+        outcome = _Outcome(cursor.description, cursor.rowcount, cursor.lastrowid, rows)
     finally:
         cursor.close()
+    if commit:
+        conn.commit()
+    return outcome
 
 
 class LeanCursor:
-    """The part of :class:`aiosqlite.Cursor` that SQLAlchemy's adapter uses; rows are buffered, so
-    only ``execute``/``executemany`` go to the thread."""
+    """The part of :class:`aiosqlite.Cursor` that SQLAlchemy's adapter uses. Rows are buffered by
+    the statement's trip, so only ``execute``/``executemany`` go to the thread."""
 
     arraysize = 1
 
@@ -77,7 +104,7 @@ class LeanCursor:
 
     async def _run(self, sql: str, parameters: Any, *, many: bool) -> Self:
         outcome = await self._connection.run_statement(sql, parameters, many=many)
-        self.description, self.rowcount, self.lastrowid, self._rows, _ = outcome
+        self.description, self.rowcount, self.lastrowid, self._rows = outcome
         return self
 
     async def execute(self, sql: str, parameters: Any = None) -> Self:
@@ -109,61 +136,76 @@ class LeanCursor:
 
 
 class LeanConnection(aiosqlite.Connection):
-    """An aiosqlite connection with one trip per statement (see the module docstring).
-
-    ``trips`` counts every trip to the thread, for tests and diagnostics.
-    """
+    """An aiosqlite connection with driver-managed ``BEGIN IMMEDIATE`` transactions and one trip
+    per statement (see the module docstring). ``trips`` counts every trip to the thread."""
 
     def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int = 64) -> None:
         super().__init__(connector, iter_chunk_size)
         self._thread.daemon = True  # as SQLAlchemy does for aiosqlite: never keep the process alive
-        self._pending_begin: str | None = None
-        self._idle = True  # known to have no open transaction (as of our last trip)
         self.trips = 0
+        self._idle = True  # certainly no open transaction (nothing went to the thread since we knew)
+        self._commit_next = False
+        self._ended = False  # the transaction committed with its last statement
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        # Every aiosqlite operation passes here: any trip but ours may open a transaction.
+        # Every aiosqlite operation passes here, and any of them may leave a transaction open.
         self._idle = False
         self.trips += 1
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
-    def defer_begin(self, statement: str) -> None:
-        """Run ``statement`` (``BEGIN IMMEDIATE``) in the same trip as the next statement."""
-        self._pending_begin = statement
+    def commit_with_next_statement(self) -> None:
+        """Run ``COMMIT`` in the same trip as the next statement, which must be the transaction's
+        last: any further statement before the caller's ``commit()`` is refused."""
+        self._commit_next = True
 
     async def run_statement(self, sql: str, parameters: Any, *, many: bool) -> _Outcome:
-        begin, self._pending_begin = self._pending_begin, None
-        outcome: _Outcome = await self._execute(_statement, self._conn, begin, sql, parameters, many)
-        self._idle = not outcome.in_transaction
+        if self._ended:
+            raise sqlite3.ProgrammingError("this transaction already committed with its last statement")
+        commit, self._commit_next = self._commit_next, False
+        outcome: _Outcome = await self._execute(_statement, self._conn, sql, parameters, many, commit)
+        if commit:
+            self._ended = self._idle = True
         return outcome
 
     def cursor(self) -> Result[LeanCursor]:  # type: ignore[override]
         return Result(self._new_cursor())
 
+    def _not_through_a_cursor(self, *args: Any, **kwargs: Any) -> NoReturn:
+        # aiosqlite's shortcuts would run a statement outside the driver's transactions.
+        raise sqlite3.NotSupportedError("LeanConnection runs statements through cursor() only")
+
+    execute = executemany = executescript = execute_fetchall = execute_insert = _not_through_a_cursor
+
     async def _new_cursor(self) -> LeanCursor:
         return LeanCursor(self)
 
     async def commit(self) -> None:
-        self._pending_begin = None
+        self._commit_next = self._ended = False
         if not self._idle:
             await super().commit()
             self._idle = True
 
     async def rollback(self) -> None:
-        self._pending_begin = None
+        self._commit_next = False
+        if self._ended:
+            self._ended = False
+            log.error("rollback after the transaction had committed with its last statement")
         if not self._idle:
             await super().rollback()
             self._idle = True
 
 
-def connector(url: URL, **connect_args: Any) -> Callable[[], Awaitable[LeanConnection]]:
+def connector(
+    url: URL, *, pragmas: Sequence[str], **connect_args: Any
+) -> Callable[[], Awaitable[LeanConnection]]:
     """An ``async_creator`` for ``create_async_engine``: opens a :class:`LeanConnection` with the
-    arguments SQLAlchemy's aiosqlite dialect would use for ``url``, plus ``connect_args``."""
+    arguments SQLAlchemy's aiosqlite dialect derives from ``url``, plus ``connect_args``, and runs
+    ``pragmas`` on it first."""
     args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(url)
-    kwargs.update(connect_args)
+    kwargs.update(connect_args, isolation_level=None)  # no implicit BEGIN from sqlite3: ours is IMMEDIATE
 
     async def connect() -> LeanConnection:
-        connection = LeanConnection(partial(sqlite3.connect, *args, **kwargs))
+        connection = LeanConnection(partial(_open, args, kwargs, tuple(pragmas)))
         await connection  # starts its thread and opens the database there
         return connection
 

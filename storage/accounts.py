@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 
@@ -26,7 +26,7 @@ from storage.models import Job, LedgerEntry, MemberAccount, UTCDateTime, table
 
 ACC = table(MemberAccount)
 LEDGER = table(LedgerEntry)
-_INSERT_LEDGER = sa.insert(LEDGER)
+INSERT_LEDGER = sa.insert(LEDGER)
 
 
 class LedgerKind(StrEnum):
@@ -54,6 +54,12 @@ class Hold:
     bonus: int
     period_start: datetime
 
+    @classmethod
+    def of(cls, row: sa.Row[Any], cost: int) -> Hold:
+        """The hold a matched :func:`reserve` statement returned (``last_moved, period_start``)."""
+        from_allowance, period = row
+        return cls(allowance=from_allowance, bonus=cost - from_allowance, period_start=period)
+
 
 def _member(guild_id: int, user_id: int) -> sa.ColumnElement[bool]:
     return sa.and_(ACC.c.guild_id == guild_id, ACC.c.user_id == user_id)
@@ -61,6 +67,38 @@ def _member(guild_id: int, user_id: int) -> sa.ColumnElement[bool]:
 
 def period_key(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%MZ")
+
+
+def ledger_row(
+    *,
+    guild_id: int,
+    user_id: int,
+    kind: LedgerKind,
+    amount: int,
+    key: str,
+    now: datetime,
+    allowance: int = 0,
+    bonus: int = 0,
+    reserved: int = 0,
+    job_id: int | None = None,
+    actor_id: int | None = None,
+    note: str | None = None,
+) -> dict[str, object]:
+    """The parameters of :data:`INSERT_LEDGER` for one movement (see :func:`record`)."""
+    return {
+        "guild_id": guild_id,
+        "user_id": user_id,
+        "job_id": job_id,
+        "actor_id": actor_id,
+        "kind": kind.value,
+        "amount": amount,
+        "allowance_delta": allowance,
+        "bonus_delta": bonus,
+        "reserved_delta": reserved,
+        "idempotency_key": key,
+        "note": note,
+        "created_at": now,
+    }
 
 
 async def record(
@@ -81,21 +119,21 @@ async def record(
 ) -> None:
     """Append one ledger row (its unique ``key`` makes a replay fail instead of moving twice)."""
     await session.execute(
-        _INSERT_LEDGER,
-        {
-            "guild_id": guild_id,
-            "user_id": user_id,
-            "job_id": job_id,
-            "actor_id": actor_id,
-            "kind": kind.value,
-            "amount": amount,
-            "allowance_delta": allowance,
-            "bonus_delta": bonus,
-            "reserved_delta": reserved,
-            "idempotency_key": key,
-            "note": note,
-            "created_at": now,
-        },
+        INSERT_LEDGER,
+        ledger_row(
+            guild_id=guild_id,
+            user_id=user_id,
+            kind=kind,
+            amount=amount,
+            key=key,
+            now=now,
+            allowance=allowance,
+            bonus=bonus,
+            reserved=reserved,
+            job_id=job_id,
+            actor_id=actor_id,
+            note=note,
+        ),
     )
 
 
@@ -240,8 +278,26 @@ def _reserve_statement(*, fast: bool) -> sa.Update:
     )
 
 
-_RESERVE_FAST = _reserve_statement(fast=True)
+#: The debit when the account is known to be in the current period at the current allowance.
+RESERVE_CURRENT = _reserve_statement(fast=True)
 _RESERVE = _reserve_statement(fast=False)
+
+
+def reserve_params(
+    guild_id: int,
+    user_id: int,
+    cost: int,
+    *,
+    max_active: int,
+    now: datetime,
+    expect_period: datetime | None = None,
+    expect_allowance: int | None = None,
+) -> dict[str, object]:
+    """The parameters of the debit (with ``expect_*``, of :data:`RESERVE_CURRENT`)."""
+    params: dict[str, object] = {"g": guild_id, "u": user_id, "cost": cost, "cap": max_active, "now": now}
+    if expect_period is not None and expect_allowance is not None:
+        params.update(period=expect_period, allowance=expect_allowance)
+    return params
 
 
 async def reserve(
@@ -261,32 +317,41 @@ async def reserve(
     concurrency cap, so concurrent callers can never overdraw. ``None`` means it did not match (no
     account, too poor, too busy, or - with ``expect_*`` - the account needs a refill first).
     """
-    params: dict[str, object] = {"g": guild_id, "u": user_id, "cost": cost, "cap": max_active, "now": now}
-    if expect_period is not None and expect_allowance is not None:
-        params.update(period=expect_period, allowance=expect_allowance)
-        result = await session.execute(_RESERVE_FAST, params)
-    else:
-        result = await session.execute(_RESERVE, params)
-    row = result.one_or_none()
-    if row is None:
-        return None
-    from_allowance, period = row
-    return Hold(allowance=from_allowance, bonus=cost - from_allowance, period_start=period)
+    params = reserve_params(
+        guild_id,
+        user_id,
+        cost,
+        max_active=max_active,
+        now=now,
+        expect_period=expect_period,
+        expect_allowance=expect_allowance,
+    )
+    statement = RESERVE_CURRENT if "period" in params else _RESERVE
+    row = (await session.execute(statement, params)).one_or_none()
+    return None if row is None else Hold.of(row, cost)
+
+
+#: A member's account as far as a refused debit needs it (parameters ``g`` and ``u``).
+ACCOUNT_STATE = sa.select(
+    ACC.c.allowance_credits,
+    ACC.c.bonus_credits,
+    ACC.c.active_jobs,
+    ACC.c.period_start,
+    ACC.c.allowance_granted,
+).where(ACC.c.guild_id == sa.bindparam("g"), ACC.c.user_id == sa.bindparam("u"))
+
+
+def refusal_of(state: sa.Row[Any], cost: int, max_active: int) -> Exception:
+    """The domain error for a debit that did not match, from the account's :data:`ACCOUNT_STATE`."""
+    if state.active_jobs >= max_active:
+        return TooManyActiveJobs(active=state.active_jobs, limit=max_active)
+    return InsufficientCredits(available=state.allowance_credits + state.bonus_credits, needed=cost)
 
 
 async def refusal(session: Executor, guild_id: int, user_id: int, cost: int, max_active: int) -> Exception:
     """Why :func:`reserve` did not match, as the domain error to raise (read only to explain)."""
-    row = (
-        await session.execute(
-            sa.select(ACC.c.allowance_credits, ACC.c.bonus_credits, ACC.c.active_jobs).where(
-                _member(guild_id, user_id)
-            )
-        )
-    ).one()
-    allowance, bonus, active = row
-    if active >= max_active:
-        return TooManyActiveJobs(active=active, limit=max_active)
-    return InsufficientCredits(available=allowance + bonus, needed=cost)
+    state = (await session.execute(ACCOUNT_STATE, {"g": guild_id, "u": user_id})).one()
+    return refusal_of(state, cost, max_active)
 
 
 async def credit(

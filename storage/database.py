@@ -11,12 +11,15 @@ SQLite set-up, and why:
 * ``busy_timeout`` so a second *process* waits for the lock instead of failing at once;
 * ``foreign_keys=ON`` because SQLite ignores declared foreign keys otherwise;
 * ``synchronous=NORMAL`` (safe with WAL: a power cut may lose the last commits, never corrupt);
-* every transaction starts with ``BEGIN IMMEDIATE`` (SQLAlchemy's documented recipe: switch off the
-  driver's own transaction handling and emit BEGIN in a ``begin`` event). A deferred transaction
-  that reads and then writes cannot wait for the lock without risking deadlock, so SQLite fails it
-  with "database is locked" at once; taking the write lock up front lets ``busy_timeout`` work.
-* a leaner aiosqlite shim (:mod:`storage._sqlite`): one thread hop per statement, ``BEGIN``
-  sent with the first statement, no ``ROLLBACK`` hop when no transaction is open;
+* every transaction starts with ``BEGIN IMMEDIATE``. A deferred transaction that reads and then
+  writes cannot wait for the lock without risking deadlock, so SQLite fails it with "database is
+  locked" at once; taking the write lock up front lets ``busy_timeout`` work.
+* the driver connection is :class:`storage._sqlite.LeanConnection` (an aiosqlite connection handed
+  to SQLAlchemy through ``async_creator``): it applies the pragmas above when it opens, starts
+  every transaction with ``BEGIN IMMEDIATE`` in the same trip to SQLite's thread as the first
+  statement, and makes one trip per statement instead of four;
+* the ``named`` parameter style, so a parameter used several times in a statement (the budget
+  ``UPDATE`` uses each period start four times) is converted once, not once per use;
 * one pooled connection per process by default: SQLite has one writer anyway, and queueing in the
   pool is first come first served, whereas waiting in ``busy_timeout`` sleeps in growing steps.
 """
@@ -30,8 +33,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, make_url
-from sqlalchemy.engine import URL
+from sqlalchemy import make_url
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -67,29 +70,23 @@ def ensure_sqlite_directory(url: str | URL) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _install_sqlite_recipe(engine: AsyncEngine, *, foreign_keys: bool) -> None:
-    """Pragmas on every new connection, and ``BEGIN IMMEDIATE`` for every transaction."""
+def sqlite_pragmas(*, foreign_keys: bool = True) -> tuple[str, ...]:
+    """The pragmas every SQLite connection gets when it opens (see the module docstring)."""
+    return (
+        f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+        f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}",
+    )
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Stop the driver from issuing its own (deferred) BEGIN; we emit ours in _on_begin.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
-        finally:
-            cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        driver_connection = connection.connection.driver_connection
-        if isinstance(driver_connection, _sqlite.LeanConnection):
-            driver_connection.defer_begin("BEGIN IMMEDIATE")  # sent with the first statement
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+def commit_with_next_statement(connection: Connection) -> None:
+    """On SQLite, run ``COMMIT`` in the same trip to the database thread as ``connection``'s next
+    statement, which must be the transaction's last (see :mod:`storage._sqlite`); elsewhere nothing.
+    The transaction block's own commit then has nothing left to do."""
+    driver_connection = connection.connection.driver_connection
+    if isinstance(driver_connection, _sqlite.LeanConnection):
+        driver_connection.commit_with_next_statement()
 
 
 def create_engine(
@@ -114,14 +111,16 @@ def create_engine(
         ensure_sqlite_directory(parsed)
         if not null_pool and sqlite_file(parsed) is not None:
             kwargs.update(pool_size=pool_size or 1, max_overflow=0, pool_timeout=60)
-        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        if parsed.get_driver_name() == "aiosqlite":
-            kwargs["async_creator"] = _sqlite.connector(parsed, **connect_args)
-        else:
-            kwargs["connect_args"] = connect_args
-        engine = create_async_engine(parsed, **kwargs)
-        _install_sqlite_recipe(engine, foreign_keys=foreign_keys)
-        return engine
+        if parsed.get_driver_name() != "aiosqlite":
+            raise ValueError(
+                f"SQLite needs the aiosqlite driver: sqlite+aiosqlite://, not {parsed.drivername}://"
+            )
+        kwargs["async_creator"] = _sqlite.connector(
+            parsed,
+            pragmas=sqlite_pragmas(foreign_keys=foreign_keys),
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+        )
+        return create_async_engine(parsed, paramstyle="named", **kwargs)
     if not null_pool:
         kwargs.update(pool_size=pool_size or 10, max_overflow=5, pool_pre_ping=True)
     return create_async_engine(parsed, **kwargs)

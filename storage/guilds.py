@@ -188,7 +188,18 @@ def _admit_statement() -> sa.Update:
     )
 
 
-_ADMIT = _admit_statement()
+#: Count a cost against the budget and return the settings a new job needs (see :func:`admit`).
+ADMIT = _admit_statement()
+
+
+def admit_params(guild_id: int, cost: int, now: datetime) -> dict[str, object]:
+    """The parameters of :data:`ADMIT`."""
+    return {
+        "g": guild_id,
+        "cost": cost,
+        "daily": period_start(Period.DAILY, now),
+        "monthly": period_start(Period.MONTHLY, now),
+    }
 
 
 async def admit(session: AsyncSession, guild_id: int, cost: int, now: datetime) -> Admission:
@@ -198,17 +209,12 @@ async def admit(session: AsyncSession, guild_id: int, cost: int, now: datetime) 
     under concurrency. Creates the guild's settings row if it is new; raises
     :class:`BudgetExceeded` when the cost does not fit.
     """
-    params = {
-        "g": guild_id,
-        "cost": cost,
-        "daily": period_start(Period.DAILY, now),
-        "monthly": period_start(Period.MONTHLY, now),
-    }
-    connection = await session.connection()  # Core on the session's connection: the hot path
-    row = (await connection.execute(_ADMIT, params)).one_or_none()
+    params = admit_params(guild_id, cost, now)
+    connection = await session.connection()  # Core on the session's connection
+    row = (await connection.execute(ADMIT, params)).one_or_none()
     if row is None:
         await load(session, guild_id, now)  # a new guild: create its row, then try again
-        row = (await connection.execute(_ADMIT, params)).one_or_none()
+        row = (await connection.execute(ADMIT, params)).one_or_none()
     if row is None:
         snapshot = await budget(session, guild_id, now)
         raise BudgetExceeded(

@@ -299,21 +299,28 @@ class BotState(SQLModel, table=True):
     updated_at: datetime = _when(default_factory=utcnow)
 
 
-def _defaults(model: type[SQLModel]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
+def _defaults(model: type[SQLModel]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A model's constant field defaults (``None`` for required fields), and its default factories."""
+    constants: dict[str, Any] = {}
+    factories: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         if field.default_factory is not None:
-            values[name] = field.default_factory()  # type: ignore[call-arg]
+            factories[name] = field.default_factory
         else:
-            values[name] = None if field.is_required() else field.default
-    return values
+            constants[name] = None if field.is_required() else field.default
+    return constants, factories
+
+
+_JOB_DEFAULTS, _JOB_FACTORIES = _defaults(Job)
 
 
 def detached_job(values: dict[str, Any]) -> Job:
     """A :class:`Job` built the way the ORM builds one from a row: much cheaper than ``Job(...)``,
     which runs every attribute through instrumentation (this is on the reservation's hot path)."""
     job: Job = sa.inspect(Job).class_manager.new_instance()
-    job.__dict__.update(_defaults(Job), **values)
+    job.__dict__.update(_JOB_DEFAULTS)
+    job.__dict__.update({name: factory() for name, factory in _JOB_FACTORIES.items() if name not in values})
+    job.__dict__.update(values)
     return job
 
 

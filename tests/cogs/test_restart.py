@@ -85,7 +85,15 @@ async def test_kill_9_mid_job_then_restart_posts_exactly_once(tmp_path: Path) ->
             )
             await interaction.wait_callback(timeout=10)
             await interaction.wait_followup(timeout=10)
-            await until(lambda: any(r.route == "generate" and r.status == 201 for r in sandbox.requests))
+            # Mid-job: the provider is generating and the bot has recorded it (a kill between the
+            # generate answer and that commit is the "lost" case, tested in test_delivery.py).
+            async with Storage(f"sqlite+aiosqlite:///{tmp_path}/bot.db") as peek:
+                for _ in range(600):
+                    jobs = await peek.list_jobs(fake.guild_id, fake.member_id)
+                    if jobs and jobs[0].state is JobState.PROCESSING:
+                        break
+                    await asyncio.sleep(0.05)
+                assert jobs[0].state is JobState.PROCESSING
             first.kill()  # SIGKILL: no cleanup, no goodbye, mid-generation
             await first.wait()
         await fake.wait_until_disconnected(timeout=10)

@@ -1,0 +1,529 @@
+"""``/kling-admin``: everything a server's admins decide, from Discord, without a restart.
+
+Where it runs (``channel``), whether requests wait for a moderator (``review``), who gets how much
+(``quota``, ``grant``), what may not be asked for (``blocklist``), where the audit log goes (``audit``),
+what the whole server may spend (``budget``), the Prompt Directory discount (``directory``), and all of
+it on one embed (``settings``).
+
+The group carries ``default_permissions(manage_guild=True)``, but a server's admins can hand any
+command to anyone in Server Settings > Integrations, so every subcommand also checks the member's
+permissions at run time (:meth:`Admin.interaction_check`). Every answer is ephemeral and sent with
+``NO_MENTIONS``: admins type terms, reasons and pick roles, and none of it may ping anybody. Each change
+is written to the audit log with who made it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Unpack
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs import cards
+from cogs.audit import audit, who
+from cogs.common import NO_MENTIONS, Interaction, UserFacingError
+from moderation import find_blocked_term, normalise
+from storage import (
+    BudgetSnapshot,
+    DuplicateOperation,
+    GuildSettings,
+    GuildSettingsChanges,
+    InvalidSetting,
+    JobState,
+    Period,
+)
+from ulazai.pricing import DIRECTORY_DISCOUNT
+
+if TYPE_CHECKING:
+    from bot import KlingBot
+
+log = logging.getLogger(__name__)
+
+ADMIN_REFUSAL = "Only members with the Manage Server permission can change how the video bot runs here."
+#: What the bot needs in a channel it posts review cards or audit lines to.
+POSTING_PERMISSIONS: tuple[tuple[str, str], ...] = (
+    ("view_channel", "View Channel"),
+    ("send_messages", "Send Messages"),
+    ("embed_links", "Embed Links"),
+)
+MAX_BLOCKLIST_TERMS = 200
+MAX_TERM_LENGTH = 100
+MAX_CREDITS = 1_000_000
+MAX_BUDGET = 100_000_000
+
+ALLOWANCE_PERIODS = [
+    app_commands.Choice(name="Daily (refills at 00:00 UTC)", value=Period.DAILY.value),
+    app_commands.Choice(name="Weekly (refills on Monday, 00:00 UTC)", value=Period.WEEKLY.value),
+    app_commands.Choice(name="Monthly (refills on the 1st, 00:00 UTC)", value=Period.MONTHLY.value),
+]
+BUDGET_PERIODS = [
+    app_commands.Choice(name="Daily (starts over at 00:00 UTC)", value=Period.DAILY.value),
+    app_commands.Choice(name="Monthly (starts over on the 1st, 00:00 UTC)", value=Period.MONTHLY.value),
+]
+BLOCKLIST_ACTIONS = [
+    app_commands.Choice(name="Add a term", value="add"),
+    app_commands.Choice(name="Remove a term", value="remove"),
+    app_commands.Choice(name="List the terms", value="list"),
+]
+#: How a period reads in a sentence ("300 credits a week").
+EVERY: dict[str, str] = {"daily": "a day", "weekly": "a week", "monthly": "a month"}
+THIS: dict[str, str] = {"daily": "today", "weekly": "this week", "monthly": "this month"}
+#: How the unfinished states read on the settings embed, in the order a job goes through them.
+IN_FLIGHT_LABELS: dict[JobState, str] = {
+    JobState.PENDING_REVIEW: "waiting for review",
+    JobState.QUEUED: "queued",
+    JobState.SUBMITTING: "starting",
+    JobState.PROCESSING: "generating",
+    JobState.COMPLETED: "being posted",
+}
+
+
+class NotAnAdmin(UserFacingError, app_commands.CheckFailure):
+    """The run-time permission check failed. A ``CheckFailure`` so discord.py hands it to the tree's
+    ``on_error``, and a ``UserFacingError`` so the member reads this sentence, not a generic one."""
+
+
+def channel_list(channel_ids: list[int]) -> str:
+    return ", ".join(f"<#{channel_id}>" for channel_id in channel_ids)
+
+
+def where_videos_may_be_made(allowed: list[int]) -> str:
+    if not allowed:
+        return "Videos can be made in every channel."
+    return f"Videos can be made only in {channel_list(allowed)}."
+
+
+def check_bot_can_post(channel: discord.abc.GuildChannel) -> None:
+    """Refuse a review or audit channel the bot could not post in, now rather than at the first request."""
+    granted = channel.permissions_for(channel.guild.me)  # GUILD_CREATE always carries the bot's member
+    missing = [label for flag, label in POSTING_PERMISSIONS if not getattr(granted, flag)]
+    if missing:
+        raise UserFacingError(
+            f"I can't post in {channel.mention}: I need the {', '.join(missing)} permission"
+            f"{'s' if len(missing) > 1 else ''} there. Grant {'them' if len(missing) > 1 else 'it'}, "
+            "or pick another channel."
+        )
+
+
+def allowance_text(settings: GuildSettings) -> str:
+    lines = [f"{settings.allowance_credits:,} credits {EVERY[settings.allowance_period]} per member"]
+    for role_id, credits in sorted(settings.role_allowances.items(), key=lambda item: -item[1]):
+        lines.append(f"<@&{role_id}>: {credits:,} credits")
+    if settings.role_allowances:
+        lines.append("-# A member gets the largest allowance that applies.")
+    return "\n".join(lines)
+
+
+def budget_text(snapshot: BudgetSnapshot) -> str:
+    period = snapshot.period.value
+    spent = f"{snapshot.spent:,} credits spent {THIS[period]}"
+    if snapshot.budget is None:
+        return f"No cap ({spent})"
+    return (
+        f"{snapshot.budget:,} credits {EVERY[period]}: {spent}, "
+        f"starts over <t:{int(snapshot.resets_at.timestamp())}:R>"
+    )
+
+
+def in_flight_text(counts: dict[JobState, int]) -> str:
+    total = sum(counts.values())
+    if not total:
+        return "None"
+    parts = [f"{counts[state]} {label}" for state, label in IN_FLIGHT_LABELS.items() if counts.get(state)]
+    return f"{total}: {', '.join(parts)}"
+
+
+def blocklist_text(terms: list[str], limit: int = 1024) -> str:
+    if not terms:
+        return "Empty"
+    text = ", ".join(f"“{discord.utils.escape_markdown(term)}”" for term in terms)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def settings_embed(
+    settings: GuildSettings, spend: BudgetSnapshot, counts: dict[JobState, int]
+) -> discord.Embed:
+    """Everything ``/kling-admin`` sets, plus this period's spend and the jobs not finished yet."""
+    embed = discord.Embed(title="Video bot settings", colour=cards.BRAND_COLOUR)
+    channels = channel_list(settings.allowed_channel_ids) if settings.allowed_channel_ids else "Every channel"
+    embed.add_field(name="Channels", value=channels, inline=False)
+    review = f"<#{settings.review_channel_id}>" if settings.review_channel_id else "Off"
+    embed.add_field(name="Review", value=review, inline=True)
+    audit_log = f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else "Off"
+    embed.add_field(name="Audit log", value=audit_log, inline=True)
+    directory = f"On ({DIRECTORY_DISCOUNT} credits off, published)" if settings.directory_discount else "Off"
+    embed.add_field(name="Prompt Directory", value=directory, inline=True)
+    embed.add_field(name="Allowance", value=allowance_text(settings)[:1024], inline=False)
+    embed.add_field(name="Server budget", value=budget_text(spend), inline=False)
+    embed.add_field(name="Jobs in flight", value=in_flight_text(counts), inline=True)
+    embed.add_field(
+        name="Per member",
+        value=f"{settings.max_active_jobs} at a time · default model {cards.model_label(settings.default_model)}",
+        inline=True,
+    )
+    embed.add_field(
+        name=f"Blocklist ({len(settings.blocklist_terms)})",
+        value=blocklist_text(settings.blocklist_terms),
+        inline=False,
+    )
+    return embed
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class Admin(
+    commands.GroupCog,
+    group_name="kling-admin",
+    group_description="Run the video bot in this server (needs Manage Server)",
+):
+    """The admins' commands; see the module docstring."""
+
+    def __init__(self, bot: KlingBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: Interaction, /) -> bool:  # type: ignore[override]
+        """Runs before every subcommand: the default permission can be overridden by the server."""
+        permissions = interaction.permissions
+        if permissions.administrator or permissions.manage_guild:
+            return True
+        raise NotAnAdmin(ADMIN_REFUSAL)
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def guild_id(interaction: Interaction) -> int:
+        assert interaction.guild_id is not None  # guild_only
+        return interaction.guild_id
+
+    async def update(self, guild_id: int, **changes: Unpack[GuildSettingsChanges]) -> GuildSettings:
+        """Change settings; a value storage refuses becomes one sentence for the admin."""
+        try:
+            return await self.bot.storage.update_guild_settings(guild_id, **changes)
+        except InvalidSetting as error:
+            raise UserFacingError(
+                f"That can't be set: {error.field.replace('_', ' ')} {error.message}."
+            ) from None
+
+    async def done(
+        self, interaction: Interaction, answer: str, audit_line: str | None = None, *, icon: str = "⚙️"
+    ) -> None:
+        """Answer the admin privately, then record the change (who did it) in the audit log."""
+        await interaction.followup.send(answer, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        if audit_line is not None:
+            line = f"{icon} {who(interaction.user.id)} {audit_line}"
+            await audit(self.bot, self.guild_id(interaction), line)
+
+    # -- where and whether -----------------------------------------------------------------------------
+
+    @app_commands.command(name="channel", description="Allow or stop video generation in a channel")
+    @app_commands.describe(
+        channel="The text channel to open or close",
+        enabled="True: videos may be made there; False: not any more. With none allowed, every channel is open",
+    )
+    async def channel(self, interaction: Interaction, channel: discord.TextChannel, enabled: bool) -> None:
+        await interaction.response.defer(ephemeral=True)
+        guild_id = self.guild_id(interaction)
+        allowed = list((await self.bot.storage.get_guild_settings(guild_id)).allowed_channel_ids)
+        if enabled and channel.id in allowed:
+            await self.done(
+                interaction, f"{channel.mention} is already open. {where_videos_may_be_made(allowed)}"
+            )
+            return
+        if not enabled and channel.id not in allowed:
+            if not allowed:
+                raise UserFacingError(
+                    "No channel is singled out yet, so videos can be made everywhere. To limit them, allow "
+                    "the channels you want with `enabled: True`: every other channel then closes."
+                )
+            await self.done(
+                interaction, f"{channel.mention} is already closed. {where_videos_may_be_made(allowed)}"
+            )
+            return
+        if enabled:
+            allowed.append(channel.id)
+        else:
+            allowed.remove(channel.id)
+        settings = await self.update(guild_id, allowed_channel_ids=allowed)
+        now = where_videos_may_be_made(settings.allowed_channel_ids)
+        verb = "allowed" if enabled else "stopped"
+        await self.done(
+            interaction,
+            f"{'Opened' if enabled else 'Closed'} {channel.mention}. {now}",
+            f"{verb} video generation in {channel.mention}. {now}",
+        )
+
+    @app_commands.command(name="review", description="Make every request wait for a moderator, or stop that")
+    @app_commands.describe(
+        channel="Where requests wait for a moderator's Approve or Reject; leave empty to turn review off"
+    )
+    async def review(self, interaction: Interaction, channel: discord.TextChannel | None = None) -> None:
+        await interaction.response.defer(ephemeral=True)
+        guild_id = self.guild_id(interaction)
+        if channel is not None:
+            check_bot_can_post(channel)
+        before = await self.bot.storage.get_guild_settings(guild_id)
+        await self.update(guild_id, review_channel_id=None if channel is None else channel.id)
+        waiting = (await self.bot.storage.unfinished_jobs(guild_id)).get(JobState.PENDING_REVIEW, 0)
+        leftover = ""
+        if waiting and before.review_channel_id and before.review_channel_id != getattr(channel, "id", None):
+            leftover = (
+                f" {waiting} request{'s' if waiting != 1 else ''} already waiting keep their cards in "
+                f"<#{before.review_channel_id}>: decide them there."
+            )
+        if channel is None:
+            answer = "Review is off: new requests go straight to the queue." + leftover
+            line = "turned review off."
+        else:
+            answer = (
+                f"Review is on: every new request waits in {channel.mention} until a moderator (Manage "
+                "Messages or Manage Server) approves or rejects it. The member's credits are held meanwhile."
+                + leftover
+            )
+            line = f"turned review on in {channel.mention}."
+        await self.done(interaction, answer, line)
+
+    # -- who gets how much -------------------------------------------------------------------------------
+
+    @app_commands.command(name="quota", description="Set the credits each member (or a role) gets per period")
+    @app_commands.describe(
+        credits="Credits per member each period; with a role, 0 removes that role's own allowance",
+        period="How often allowances refill (one schedule for the whole server)",
+        role="Only for members with this role; a member gets the largest allowance that applies",
+    )
+    @app_commands.choices(period=ALLOWANCE_PERIODS)
+    async def quota(
+        self,
+        interaction: Interaction,
+        credits: app_commands.Range[int, 0, MAX_CREDITS],
+        period: app_commands.Choice[str],
+        role: discord.Role | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True)
+        guild_id = self.guild_id(interaction)
+        if role is not None and role.is_default():
+            role = None  # @everyone's allowance is the server's allowance
+        before = await self.bot.storage.get_guild_settings(guild_id)
+        if role is None:
+            settings = await self.update(guild_id, allowance_credits=credits, allowance_period=period.value)
+            what = f"Every member now gets {credits:,} credits {EVERY[period.value]}."
+            line = f"set the allowance to {credits:,} credits {EVERY[period.value]} per member."
+        else:
+            await self.bot.storage.set_role_allowance(guild_id, role.id, credits or None)
+            settings = await self.update(guild_id, allowance_period=period.value)
+            if credits:
+                what = f"Members with {role.mention} now get {credits:,} credits {EVERY[period.value]}."
+                line = f"set the allowance of {role.mention} to {credits:,} credits {EVERY[period.value]}."
+            else:
+                what = f"{role.mention} no longer has an allowance of its own."
+                line = f"removed the allowance of {role.mention}."
+        notes = [what, "A higher allowance applies at once; a lower one at each member's next refill."]
+        if before.allowance_period != settings.allowance_period:
+            notes.append(
+                f"Every allowance now refills {period.value} (one schedule for the whole server), "
+                f"from the next {period.value} boundary."
+            )
+        if role is not None:
+            notes.append("A member gets the largest allowance that applies.")
+        await self.done(interaction, " ".join(notes), line)
+
+    @app_commands.command(name="grant", description="Give a member bonus credits (negative takes them away)")
+    @app_commands.describe(
+        member="Who gets the credits",
+        credits="Bonus credits to add (they never expire); negative takes bonus credits away, never below 0",
+    )
+    async def grant(
+        self,
+        interaction: Interaction,
+        member: discord.Member,
+        credits: app_commands.Range[int, -MAX_CREDITS, MAX_CREDITS],
+    ) -> None:
+        await interaction.response.defer(ephemeral=True)
+        guild_id = self.guild_id(interaction)
+        if credits == 0:
+            raise UserFacingError("Give a number of credits other than 0.")
+        if member.bot:
+            raise UserFacingError("Bots can't make videos, so they have no credits.")
+        try:
+            result = await self.bot.storage.grant(
+                guild_id,
+                member.id,
+                credits,
+                actor_id=interaction.user.id,
+                reason="/kling-admin grant",
+                idempotency_key=str(interaction.id),
+                role_ids=[role.id for role in member.roles],
+            )
+        except DuplicateOperation:
+            raise UserFacingError("This grant was already applied; see `/credits member:`.") from None
+        available = f"They can spend {result.balance.available:,} credits now."
+        if result.granted > 0:
+            answer = f"Gave {member.mention} {result.granted:,} bonus credits. {available}"
+            line = f"granted {result.granted:,} bonus credits to {member.mention}. {available}"
+        elif result.granted == 0:
+            answer = (
+                f"{member.mention} has no bonus credits, so nothing was taken (allowances are never taken)."
+            )
+            line = None
+        else:
+            taken = -result.granted
+            short = " (all they had)" if taken < -credits else ""
+            answer = f"Took {taken:,} bonus credits from {member.mention}{short}. {available}"
+            line = f"took {taken:,} bonus credits from {member.mention}{short}. {available}"
+        await self.done(interaction, answer, line, icon="🎁")
+
+    # -- what may be asked for ---------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="blocklist", description="Add, remove or list the terms prompts may not contain"
+    )
+    @app_commands.describe(
+        action="Add a term, remove one, or list them all",
+        term="A word or phrase; matched on whole words, ignoring case and accents",
+    )
+    @app_commands.choices(action=BLOCKLIST_ACTIONS)
+    async def blocklist(
+        self,
+        interaction: Interaction,
+        action: app_commands.Choice[str],
+        term: app_commands.Range[str, 1, MAX_TERM_LENGTH] | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True)
+        guild_id = self.guild_id(interaction)
+        terms = list((await self.bot.storage.get_guild_settings(guild_id)).blocklist_terms)
+        if action.value == "list":
+            await self.done(interaction, f"Blocklist ({len(terms)}): {blocklist_text(terms, 1900)}")
+            return
+        term = (term or "").strip()
+        if not term:
+            raise UserFacingError(f"Say which term to {action.value}: fill in `term`.")
+        shown = f"“{discord.utils.escape_markdown(term)}”"
+        same = [existing for existing in terms if normalise(existing) == normalise(term)]
+        if action.value == "add":
+            if find_blocked_term(term, [term]) is None:
+                raise UserFacingError(f"{shown} has no letters or digits, so it could never match a prompt.")
+            if same:
+                raise UserFacingError(f"{shown} is already on the blocklist.")
+            if len(terms) >= MAX_BLOCKLIST_TERMS:
+                raise UserFacingError(
+                    f"The blocklist is full ({MAX_BLOCKLIST_TERMS} terms); remove some first."
+                )
+            terms.append(term)
+        else:
+            if not same:
+                raise UserFacingError(f"{shown} is not on the blocklist.")
+            terms = [existing for existing in terms if existing not in same]
+        settings = await self.update(guild_id, blocklist_terms=terms)
+        count = f"{len(settings.blocklist_terms)} term{'s' if len(settings.blocklist_terms) != 1 else ''}"
+        if action.value == "add":
+            answer = (
+                f"Added {shown}: prompts containing it are refused from now on. The blocklist has {count}."
+            )
+            line = f"added {shown} to the blocklist ({count})."
+        else:
+            answer = f"Removed {shown}. The blocklist has {count}."
+            line = f"removed {shown} from the blocklist ({count})."
+        await self.done(interaction, answer, line)
+
+    # -- the audit log -------------------------------------------------------------------------------------
+
+    @app_commands.command(name="audit", description="Choose where the audit log goes, or turn it off")
+    @app_commands.describe(
+        channel="Where one line per request, decision, delivery and change goes; empty: off"
+    )
+    async def audit_log(self, interaction: Interaction, channel: discord.TextChannel | None = None) -> None:
+        await interaction.response.defer(ephemeral=True)
+        guild_id = self.guild_id(interaction)
+        if channel is not None:
+            check_bot_can_post(channel)
+        before = (await self.bot.storage.get_guild_settings(guild_id)).audit_channel_id
+        admin = who(interaction.user.id)
+        if before is not None and before != getattr(channel, "id", None):
+            # Said where the moderators were reading until now, before the log moves or stops.
+            farewell = (
+                f"moved the audit log to {channel.mention}." if channel else "turned the audit log off."
+            )
+            await audit(self.bot, guild_id, f"📋 {admin} {farewell}", channel_id=before)
+        await self.update(guild_id, audit_channel_id=None if channel is None else channel.id)
+        if channel is None:
+            await self.done(interaction, "The audit log is off.")
+            return
+        if before != channel.id:
+            line = f"📋 {admin} made this channel the video bot's audit log."
+            await audit(self.bot, guild_id, line, channel_id=channel.id)
+        await self.done(
+            interaction,
+            f"The audit log goes to {channel.mention}: one line per request, review decision, delivery, "
+            "failure and refund, grant and settings change.",
+        )
+
+    # -- money ---------------------------------------------------------------------------------------------
+
+    @app_commands.command(name="budget", description="Cap what the whole server may spend per period")
+    @app_commands.describe(
+        credits="The most credits the whole server may spend per period; 0 removes the cap",
+        period="When the budget starts over",
+    )
+    @app_commands.choices(period=BUDGET_PERIODS)
+    async def budget(
+        self,
+        interaction: Interaction,
+        credits: app_commands.Range[int, 0, MAX_BUDGET],
+        period: app_commands.Choice[str],
+    ) -> None:
+        await interaction.response.defer(ephemeral=True)
+        guild_id = self.guild_id(interaction)
+        await self.update(guild_id, budget_credits=credits or None, budget_period=period.value)
+        spend = await self.bot.storage.guild_spend(guild_id)
+        if spend.budget is None:
+            answer = f"The server budget has no cap now; allowances still apply. {budget_text(spend)}."
+            line = f"removed the server budget cap (budget period: {period.value})."
+        else:
+            answer = f"Server budget: {budget_text(spend)}."
+            if spend.remaining == 0:
+                answer += " New requests are refused until then."
+            line = f"set the server budget to {spend.budget:,} credits {EVERY[period.value]}."
+        await self.done(interaction, answer, line)
+
+    @app_commands.command(name="directory", description="Turn the Prompt Directory discount on or off")
+    @app_commands.describe(
+        enabled=f"True: {DIRECTORY_DISCOUNT} credits off every video, and its prompt and video are published "
+        "in UlazAI's public Prompt Directory"
+    )
+    async def directory(self, interaction: Interaction, enabled: bool) -> None:
+        await interaction.response.defer(ephemeral=True)
+        await self.update(self.guild_id(interaction), directory_discount=enabled)
+        if enabled:
+            answer = (
+                f"The Prompt Directory discount is on: every new video costs {DIRECTORY_DISCOUNT} credits less, "
+                "and its prompt and video are published in UlazAI's public Prompt Directory. Every receipt "
+                "and status card says so."
+            )
+        else:
+            answer = (
+                "The Prompt Directory discount is off: new prompts and videos stay private, at full price."
+            )
+        await self.done(
+            interaction, answer, f"turned the Prompt Directory discount {'on' if enabled else 'off'}."
+        )
+
+    # -- everything at once ------------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="settings", description="See every video bot setting, this period's spend and jobs in flight"
+    )
+    async def settings(self, interaction: Interaction) -> None:
+        await interaction.response.defer(ephemeral=True)
+        guild_id = self.guild_id(interaction)
+        settings = await self.bot.storage.get_guild_settings(guild_id)
+        spend = await self.bot.storage.guild_spend(guild_id)
+        counts = await self.bot.storage.unfinished_jobs(guild_id)
+        await interaction.followup.send(
+            embed=settings_embed(settings, spend, counts), ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+
+
+async def setup(bot: KlingBot) -> None:
+    await bot.add_cog(Admin(bot))
