@@ -139,6 +139,19 @@ def status_card(job: Job, *, queue_position: int | None = None, now: datetime | 
     return embed
 
 
+def card_reference(job: Job) -> discord.MessageReference | None:
+    """A reply to the job's status card, so the thread reads request → result; a deleted card
+    makes a plain message rather than an error (``fail_if_not_exists=False``)."""
+    if job.status_message_id is None:
+        return None
+    return discord.MessageReference(
+        message_id=job.status_message_id,
+        channel_id=job.channel_id,
+        guild_id=job.guild_id,
+        fail_if_not_exists=False,
+    )
+
+
 def jump_url(guild_id: int, channel_id: int, message_id: int) -> str:
     return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 

@@ -414,16 +414,7 @@ class Delivery(commands.Cog):
                 f"it is {megabytes(video.size)}, more than this server's {megabytes(limit)} upload limit"
             )
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        reference = (
-            discord.MessageReference(
-                message_id=job.status_message_id,
-                channel_id=job.channel_id,
-                guild_id=job.guild_id,
-                fail_if_not_exists=False,
-            )
-            if job.status_message_id
-            else None
-        )
+        reference = cards.card_reference(job)
         attach = video is not None and why_link is None
         try:
             return await self._send(channel, job, video if attach else None, why_link, reference), (
@@ -503,16 +494,7 @@ class Delivery(commands.Cog):
             f"Your {refunded} credits are back."
         )
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        reference = (
-            discord.MessageReference(
-                message_id=job.status_message_id,
-                channel_id=job.channel_id,
-                guild_id=job.guild_id,
-                fail_if_not_exists=False,
-            )
-            if job.status_message_id
-            else None
-        )
+        reference = cards.card_reference(job)
         try:
             await channel.send(
                 text,

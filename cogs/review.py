@@ -141,16 +141,7 @@ async def tell_requester_rejected(bot: KlingBot, job: Job) -> None:
         f"<@{job.user_id}> a moderator turned down your video request{reason}. "
         f"Your {job.estimate_credits} credits are back."
     )
-    reference = (
-        discord.MessageReference(
-            message_id=job.status_message_id,
-            channel_id=job.channel_id,
-            guild_id=job.guild_id,
-            fail_if_not_exists=False,
-        )
-        if job.status_message_id
-        else None
-    )
+    reference = cards.card_reference(job)
     channel = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
     try:
         await channel.send(

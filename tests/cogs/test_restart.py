@@ -125,8 +125,14 @@ async def test_a_repeated_post_of_the_same_job_is_the_same_message(tmp_path: Pat
         (job,) = await h.storage.list_jobs(h.guild_id, h.member_id)
         assert job.id is not None
         await until(lambda: len(videos_posted(h.fake, h.videos)) == 1)
-        delivered = await h.storage.get_job(job.id)
+        delivered: Job | None = None
+        for _ in range(200):  # the worker commits "delivered" right after the post
+            delivered = await h.storage.get_job(job.id)
+            if delivered is not None and delivered.state is JobState.DELIVERED:
+                break
+            await asyncio.sleep(0.05)
         assert delivered is not None
+        assert delivered.state is JobState.DELIVERED
         cog = h.bot.get_cog("Delivery")
         again, _ = await cog.post(delivered, None, None)  # type: ignore[union-attr]
         assert again is not None
