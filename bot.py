@@ -45,6 +45,7 @@ INITIAL_EXTENSIONS: Final[tuple[str, ...]] = (
 )
 
 EXIT_CONFIG_ERROR: Final = 2
+RATE_HEADROOM: Final = 0.9
 #: The gateway's close code for a token it does not accept.
 GATEWAY_AUTHENTICATION_FAILED: Final = 4004
 
@@ -97,7 +98,9 @@ class KlingBot(commands.Bot):
             http_session,
             base_url=settings.ulazai_base_url,
             api_key=settings.ulazai_api_key,
-            rate_limiter=RateLimiter(settings.provider_max_rps),
+            # A little headroom: a call released by the limiter may leave a moment later, behind a
+            # busy loop, and must still land within the provider's per-second budget.
+            rate_limiter=RateLimiter(settings.provider_max_rps * RATE_HEADROOM),
         )
         #: When the delivery worker last finished a pass (monotonic seconds); the heartbeat reads it.
         self.worker_heartbeat: float | None = None

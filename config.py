@@ -30,7 +30,7 @@ _HOW_TO_FIX: dict[str, str] = {
     "DEV_GUILD_ID": "set it to a server id (a number; right-click the server with Developer Mode on) or remove it",
     "LOG_LEVEL": "use one of DEBUG, INFO, WARNING, ERROR",
     "HEARTBEAT_FILE": "set it to a writable file path, or remove it to use the default",
-    "MAX_CONCURRENT_GENERATIONS": "use a whole number from 1 to 1000 (default 10)",
+    "MAX_CONCURRENT_GENERATIONS": "use a whole number from 1 to 100000 (default 10)",
     "PROVIDER_MAX_RPS": "use a number of calls per second above 0 (default 5)",
     "MAX_VIDEO_BYTES": "use a number of bytes, at least 1024 (default 536870912, 512 MB)",
     "PROCESSING_TIMEOUT_MINUTES": "use a number of minutes above 0 (default 30)",
@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     dev_guild_id: Annotated[int, Field(gt=0)] | None = None
     log_level: LogLevel = "INFO"
     heartbeat_file: Path = Path("data/heartbeat")
-    max_concurrent_generations: Annotated[int, Field(ge=1, le=1000)] = 10
+    max_concurrent_generations: Annotated[int, Field(ge=1, le=100_000)] = 10
     provider_max_rps: Annotated[float, Field(gt=0, le=1000)] = 5.0
     max_video_bytes: Annotated[int, Field(ge=1024)] = 512 * 1024 * 1024
     processing_timeout_minutes: Annotated[float, Field(gt=0)] = 30.0

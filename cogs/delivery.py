@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -151,6 +152,10 @@ class Delivery(commands.Cog):
         self.cards = CardEditor(bot)
         self.allow_private_downloads = False
         self.working: dict[int, asyncio.Task[None]] = {}
+        #: Jobs being submitted or polled right now (each is, or waits for, a provider call).
+        self.calling: set[int] = set()
+        #: Provider calls the rate limit allows per tick: the most worth claiming at once.
+        self.calls_per_tick = max(1, math.ceil(settings.provider_max_rps * TICK_SECONDS))
         self._queue_refreshed = 0.0
         self._queue_task: asyncio.Task[None] | None = None
         #: The place in line each queued job's card shows, so only cards whose place changed are edited.
@@ -189,15 +194,19 @@ class Delivery(commands.Cog):
         storage = self.bot.storage
         for job in await storage.recover_lost_submissions():
             self.spawn(job, self.after_lost(job))
-        busy = len([t for t in self.working.values() if not t.done()])
-        claimable = max(0, self.max_in_flight * 2 - busy)
-        if claimable:
+        # Claim only what the provider's rate lets us start soon: a job claimed now and left waiting for
+        # the rate limiter would hold memory and a lease, and a submission waiting there when the
+        # process dies would be counted lost. Polls first: those videos are already paid for.
+        free = max(0, self.calls_per_tick * 2 - len(self.calling))
+        if free:
+            for job in await storage.claim_for_poll(self.owner, limit=free, lease=self.lease):
+                self.spawn(job, self.poll(job), calls_provider=True)
+                free -= 1
+        if free:
             for job in await storage.claim_fair_for_submit(
-                self.owner, limit=claimable, max_in_flight=self.max_in_flight, lease=self.lease
+                self.owner, limit=free, max_in_flight=self.max_in_flight, lease=self.lease
             ):
-                self.spawn(job, self.submit(job))
-        for job in await storage.claim_for_poll(self.owner, limit=50, lease=self.lease):
-            self.spawn(job, self.poll(job))
+                self.spawn(job, self.submit(job), calls_provider=True)
         for job in await storage.claim_for_delivery(self.owner, limit=5, lease=self.lease):
             self.spawn(job, self.deliver(job))
         refreshing = self._queue_task is not None and not self._queue_task.done()
@@ -206,10 +215,12 @@ class Delivery(commands.Cog):
             self._queue_refreshed = time.monotonic()
             self._queue_task = asyncio.create_task(self.refresh_queue(), name="queue-positions")
 
-    def spawn(self, job: Job, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, job: Job, work: Coroutine[Any, Any, None], *, calls_provider: bool = False) -> None:
         """Work one job in its own task; its failure is logged and retried later, never fatal."""
         assert job.id is not None
         job_id = job.id
+        if calls_provider:
+            self.calling.add(job_id)
 
         async def guarded() -> None:
             try:
@@ -226,7 +237,12 @@ class Delivery(commands.Cog):
 
         task = asyncio.create_task(guarded(), name=f"job-{job_id}")
         self.working[job_id] = task
-        task.add_done_callback(lambda _: self.working.pop(job_id, None))
+
+        def finished(_: asyncio.Task[None]) -> None:
+            self.working.pop(job_id, None)
+            self.calling.discard(job_id)
+
+        task.add_done_callback(finished)
 
     @contextlib.asynccontextmanager
     async def holding(self, job_id: int) -> AsyncIterator[None]:
@@ -297,18 +313,38 @@ class Delivery(commands.Cog):
         estimate = result.estimated_time or DEFAULT_ESTIMATED_TIME
         credits = result.credits_used if result.credits_used is not None else estimate_credits(spec_of(job))
         next_poll = storage.now() + timedelta(seconds=first_poll_delay(estimate))
-        job = await storage.mark_processing(
-            job_id,
-            owner=self.owner,
-            task_id=result.task_id,
-            credits_used=credits,
-            eta_low_seconds=estimate.low,
-            eta_high_seconds=estimate.high,
-            next_poll_at=next_poll,
-        )
+        job = await self.record_started(job_id, result.task_id, credits, estimate, next_poll)
         assert job.id is not None
         job = await storage.release_lease(job_id, owner=self.owner, next_attempt_at=next_poll)
         await self.cards.update(job, force=True)
+
+    async def record_started(
+        self, job_id: int, task_id: str, credits: int, estimate: EstimatedTime, next_poll: datetime
+    ) -> Job:
+        """Commit ``processing`` after the provider accepted: retried, because losing this write after a
+        successful (and charged) generate would refund a video that is being made."""
+        for attempt in range(1, 6):
+            try:
+                return await self.bot.storage.mark_processing(
+                    job_id,
+                    owner=self.owner,
+                    task_id=task_id,
+                    credits_used=credits,
+                    eta_low_seconds=estimate.low,
+                    eta_high_seconds=estimate.high,
+                    next_poll_at=next_poll,
+                )
+            except (LeaseLost, InvalidTransition, JobNotFound):
+                raise
+            except Exception:
+                if attempt == 5:
+                    log.critical("Job %s: UlazAI task %s started but could not be recorded", job_id, task_id)
+                    raise
+                log.warning(
+                    "Job %s: recording UlazAI task %s failed; retrying", job_id, task_id, exc_info=True
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
 
     # -- following ---------------------------------------------------------------------------------
 
@@ -337,8 +373,7 @@ class Delivery(commands.Cog):
             job = await storage.mark_completed(
                 job_id, owner=self.owner, video_url=result.video_url, credits_charged=result.credits_charged
             )
-            await self.cards.update(job, force=True)
-            await self.deliver(job)  # still under our lease: post at once
+            await self.deliver(job)  # still under our lease: post at once (it updates the card after)
             return
         if result.status is TaskStatus.FAILED:
             reason = result.error or "UlazAI could not make this video"
@@ -371,16 +406,23 @@ class Delivery(commands.Cog):
         assert job.video_url is not None
         video: DownloadedVideo | None = None
         why_link: str | None = None
+        guild = self.bot.get_guild(job.guild_id)
+        upload_limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
         try:
             try:
                 video = await download_video(
                     self.bot.http_session,
                     job.video_url,
-                    max_bytes=self.bot.settings.max_video_bytes,
+                    # Nothing bigger than this server accepts is worth downloading: it goes as a link.
+                    max_bytes=min(self.bot.settings.max_video_bytes, upload_limit),
                     allow_private=self.allow_private_downloads,
                 )
             except VideoTooLargeError as error:
-                why_link = f"it is larger than the {megabytes(error.limit)} this bot downloads"
+                size = f"it is {megabytes(error.size)}" if error.size else "it is"
+                if error.limit == upload_limit:
+                    why_link = f"{size}, more than this server's {megabytes(upload_limit)} upload limit"
+                else:
+                    why_link = f"{size} larger than the {megabytes(error.limit)} this bot downloads"
             except DownloadError as error:
                 log.warning("Could not download the video of job %s: %r", job.id, error)
                 why_link = "I could not download it to attach it here"
