@@ -92,7 +92,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 JOBS = 5_000
 MEMBERS = 1_000
 RPS = 50.0
-TASK_SECONDS = 240.0
+TASK_SECONDS = 300.0
 STEADY = 60.0
 RELAY_BYTES = 200 * 1024 * 1024
 TARGET_RSS_MB = 250.0
@@ -637,7 +637,15 @@ async def scale(
     delivery = cast(Delivery | None, bot.get_cog("Delivery"))
     if delivery is None:
         raise RunBroken("the delivery worker is not loaded")
-    await control(control_session, fakes, {"task_seconds": task_seconds})
+    # The estimate brackets the task, as the provider's does: the first status calls come only after
+    # every job has been submitted, so all of them are in flight together.
+    low, high = int(task_seconds * 0.8), int(task_seconds * 1.2)
+    estimate = f"{low}-{high} seconds"
+    await control(
+        control_session,
+        fakes,
+        {"task_seconds": task_seconds, "estimated_time": {"kling-3.0": estimate, "kling-2.6": estimate}},
+    )
     per_member = -(-jobs // members)
     await storage.update_guild_settings(
         fakes.guild_id, max_active_jobs=per_member, allowance_credits=per_member * 200
