@@ -5,7 +5,7 @@ from __future__ import annotations
 import runpy
 import sys
 
-BENCHMARKS = ("benchmarks.ledger", "benchmarks.ack")
+BENCHMARKS = ("benchmarks.ledger", "benchmarks.ack", "benchmarks.delivery", "benchmarks.scale")
 
 
 def main() -> int:

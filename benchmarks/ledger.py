@@ -3,9 +3,13 @@
 Run with ``python -m benchmarks.ledger`` (``--reservations N`` to change the size). For each engine it
 creates a fresh, migrated database, gives 20 members exactly enough credits for their share of the
 reservations, and lets 100 tasks (5 per member, so members' rows are contended) create jobs until
-their member runs dry. A reservation here is the whole ``Storage.create_job`` unit of work: guild
-settings, the conditional debit, the budget counter, the job row and the ledger row in one
-transaction.
+their member runs dry. A reservation here is the whole ``Storage.create_job`` unit of work: the
+budget counter (which also returns the guild settings), the conditional debit checked by its
+result, the job row and the ledger row, in one transaction per reservation.
+
+It also reports the statements per reservation (counted in a short extra run with a statement
+listener, which would slow the timed run) and, on SQLite, the trips to the database thread per
+reservation (counted by the driver during the timed run).
 
 Afterwards it verifies there was no double-spend: each member holds exactly their share, no balance
 is negative, every account equals its ledger sums and every job has exactly one reservation entry.
@@ -25,6 +29,7 @@ import contextlib
 import json
 import os
 import platform
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -36,8 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 
 from storage import InsufficientCredits, JobRequest, Storage, upgrade_to_head
+from storage._sqlite import LeanConnection
 from storage.models import Job, LedgerEntry, MemberAccount, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -50,20 +57,31 @@ TARGET_SQLITE_PER_SECOND = 1_000
 ANALYSIS = [
     "## Reading the numbers",
     "",
-    "- SQLite serialises writers, so with one pooled connection the rate is 1 / (latency of one",
-    "  reservation transaction): four statements (budget counter + settings via RETURNING, conditional",
-    "  debit, job row, ledger row) plus BEGIN IMMEDIATE/COMMIT. SQLite itself needs ~20 µs for such a",
-    "  transaction; the rest is SQLAlchemy's async machinery and aiosqlite's thread hops.",
-    "  `storage/_sqlite.py` cuts the hops from ~20 to 5 per reservation (one per statement, BEGIN sent",
-    "  with the first statement, no ROLLBACK hop on an idle connection): 443/s -> ~700-760/s here.",
-    "- The measured floor of the stack: a transaction of four `SELECT 1` through an `AsyncSession` costs",
-    "  ~0.6-0.7 ms on one core, i.e. ~1,500 transactions/s before any real work. Reaching 1,000",
-    "  reservations/s would need fewer statements per reservation than the ledger design allows, or",
-    "  group commit (several reservations per transaction, multi-row inserts), which this code does not",
-    "  do: it keeps one small, obviously correct transaction per reservation.",
+    "- SQLite serialises writers: with one pooled connection the rate is 1 / (time of one reservation),",
+    "  and a task waits for the ~99 ahead of it (the pool is first come, first served), so p50 is about",
+    "  100 reservations long. The max stays near p99: no task is starved.",
+    "- Where one reservation's time goes on one core (sampling profiler, `time.process_time` per",
+    "  thread, the driver's trip counter; before = storage as of commit 5701018, ~760/s here):",
+    "  - SQLite itself, in aiosqlite's thread: ~200 µs (four statements, and a COMMIT that appends 11",
+    "    WAL pages: the job and ledger rows and their 6 indexes, the account, the guild row). Unchanged.",
+    "  - Trips to that thread (queue put, thread wake-up, self-pipe wake-up of the event loop, ~27 µs",
+    "    of CPU each on this VM): 5 -> 4. BEGIN IMMEDIATE rides with the first statement, COMMIT with",
+    "    the last (the ledger row).",
+    "  - Python in the event loop: ~1,000 -> ~540 µs. Gone: the Session machinery the four Core",
+    "    statements never used; a greenlet and an async result wrapper per statement (the four run in",
+    "    one `run_sync`); SQLAlchemy's event dispatch on every statement (BEGIN IMMEDIATE is now the",
+    "    driver's, not a `begin` listener's); the close in a task of its own; converting a parameter",
+    "    once per use (named parameters); rebuilding the job's defaults. What remains is SQLAlchemy Core",
+    "    per statement (cache lookup, parameter and result types), the stock aiosqlite adapter's four",
+    "    awaits per statement, the pool hand-off between tasks, and asyncio.",
+    "- The work per reservation is unchanged: one transaction with the conditional debit checked by",
+    "  its result, the ledger row with its unique key, the job row with its unique interaction id and",
+    "  the budget counter. Not done on purpose: several reservations per transaction, fewer statements",
+    "  than that, synchronous=OFF, raw SQL around SQLAlchemy's types.",
     "- PostgreSQL: every reservation of a server updates that server's budget counter row, so the",
     "  reservations of one server serialise on that row lock (the price of an atomic budget cap);",
-    "  members' rows are separate. Latency includes TCP round trips to the local server.",
+    "  members' rows are separate. Latency includes TCP round trips to the local server; the CPU",
+    "  column is the bot process only.",
 ]
 
 REQUEST = JobRequest(model="kling-3.0", mode="text-to-video", prompt="benchmark", duration=5, quality="std")
@@ -83,6 +101,9 @@ class EngineResult:
     ledger_consistent: bool
     pinned_to_one_core: bool
     pool_size: int
+    cpu_us_per_reservation: float
+    statements_per_reservation: float
+    trips_per_reservation: float | None
     note: str = ""
 
 
@@ -134,6 +155,42 @@ async def _verify(storage: Storage, per_member: int) -> tuple[int, bool]:
     return double_spends, consistent
 
 
+async def _trips(storage: Storage) -> int:
+    """Trips to SQLite's thread so far (the pool's one connection); 0 on other engines."""
+    async with storage.engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+    return driver.trips if isinstance(driver, LeanConnection) else 0
+
+
+async def _statements_per_reservation(storage: Storage, reservations: int = 200) -> float:
+    """Statements per reservation for one more member, counted by a listener (outside the timing)."""
+    member = 999_999
+    await storage.grant(GUILD, member, reservations * COST, actor_id=1)
+    await storage.create_job(
+        interaction_id=10**15, guild_id=GUILD, user_id=member, channel_id=1, request=REQUEST, estimate=COST
+    )  # the member's first reservation also creates the account: not the steady state
+    count = 0
+
+    def counted(*_: object) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(storage.engine.sync_engine, "before_cursor_execute", counted)
+    try:
+        for n in range(1, reservations):
+            await storage.create_job(
+                interaction_id=10**15 + n,
+                guild_id=GUILD,
+                user_id=member,
+                channel_id=1,
+                request=REQUEST,
+                estimate=COST,
+            )
+    finally:
+        event.remove(storage.engine.sync_engine, "before_cursor_execute", counted)
+    return round(count / (reservations - 1), 2)
+
+
 async def _run(url: str, engine: str, reservations: int, pool_size: int, pinned: bool) -> EngineResult:
     await upgrade_to_head(url)
     per_member = reservations // MEMBERS
@@ -164,10 +221,13 @@ async def _run(url: str, engine: str, reservations: int, pool_size: int, pinned:
                     return
                 latencies.append(time.perf_counter() - started)
 
-        started = time.perf_counter()
+        trips = await _trips(storage)
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(1000 + task % MEMBERS) for task in range(TASKS)))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        trips = await _trips(storage) - trips
         double_spends, consistent = await _verify(storage, per_member)
+        statements = await _statements_per_reservation(storage)
 
     latencies.sort()
     return EngineResult(
@@ -183,6 +243,9 @@ async def _run(url: str, engine: str, reservations: int, pool_size: int, pinned:
         ledger_consistent=consistent,
         pinned_to_one_core=pinned,
         pool_size=pool_size,
+        cpu_us_per_reservation=round(cpu / len(latencies) * 1e6),
+        statements_per_reservation=statements,
+        trips_per_reservation=round(trips / len(latencies), 2) if trips else None,
     )
 
 
@@ -224,19 +287,22 @@ def _markdown(results: list[EngineResult], notes: list[str], meta: dict[str, Any
     lines = [
         "# Ledger benchmark",
         "",
-        f"`python -m benchmarks.ledger` on {meta['date']}: {meta['python']}, {meta['cpus']} CPU(s), "
+        f"`python -m benchmarks.ledger` on {meta['date']}: {meta['machine']}.",
         f"{TASKS} concurrent tasks, {MEMBERS} members (5 tasks each), {COST} credits per reservation.",
-        "A reservation is one whole `Storage.create_job` transaction (settings, conditional debit, budget",
-        "counter, job row, ledger row).",
+        "A reservation is one whole `Storage.create_job` transaction: budget counter (returning the",
+        "settings), conditional debit checked by its result, job row, ledger row.",
         "",
-        "| engine | reservations | per second | p50 ms | p99 ms | max ms | double-spends | ledger consistent |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| engine | reservations | per second | p50 ms | p99 ms | max ms | CPU µs of this process "
+        "| statements | trips to SQLite's thread | double-spends | ledger consistent |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         engine = r.engine + (" (1 core)" if r.pinned_to_one_core else "")
+        trips = "-" if r.trips_per_reservation is None else r.trips_per_reservation
         lines.append(
             f"| {engine} | {r.reservations} | {r.per_second:,.0f} | {r.p50_ms} | {r.p99_ms} | {r.max_ms} "
-            f"| {r.double_spends} | {'yes' if r.ledger_consistent else 'NO'} |"
+            f"| {r.cpu_us_per_reservation:,.0f} | {r.statements_per_reservation} | {trips} | {r.double_spends} "
+            f"| {'yes' if r.ledger_consistent else 'NO'} |"
         )
     lines += [
         "",
@@ -268,10 +334,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results.append(outcome)
 
+    cpus = os.cpu_count()
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "python": f"Python {platform.python_version()}",
-        "cpus": os.cpu_count(),
+        "sqlite": f"SQLite {sqlite3.sqlite_version}",
+        "cpus": cpus,
+        "machine": (
+            f"{platform.machine()} Linux VM, {cpus} cores, the SQLite run pinned to one core; "
+            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+        ),
         "tasks": TASKS,
         "members": MEMBERS,
         "cost": COST,
@@ -284,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         print(
             f"{r.engine:>10}: {r.reservations} reservations in {r.seconds:.2f}s = {r.per_second:,.0f}/s, "
-            f"p50 {r.p50_ms} ms, p99 {r.p99_ms} ms, double-spends {r.double_spends}, "
+            f"p50 {r.p50_ms} ms, p99 {r.p99_ms} ms, {r.cpu_us_per_reservation:,.0f} µs CPU, "
+            f"{r.statements_per_reservation} statements and "
+            f"{r.trips_per_reservation or '-'} trips per reservation, double-spends {r.double_spends}, "
             f"ledger {'consistent' if r.ledger_consistent else 'INCONSISTENT'}"
         )
     failed = any(r.double_spends or not r.ledger_consistent for r in results)

@@ -1,6 +1,6 @@
 """The delivery worker: launches, follows and posts every video, exactly once.
 
-One ``tasks.loop`` ticks every second. Each tick (its own ``try``, so nothing stops the loop):
+One ``tasks.loop`` ticks four times a second. Each tick (its own ``try``, so nothing stops the loop):
 
 1. marks as *lost* and refunds the ``submitting`` jobs a dead process left behind (their lease expired);
 2. claims due queued jobs, round-robin across members, under ``MAX_CONCURRENT_GENERATIONS`` in flight
@@ -64,7 +64,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 1.0
+#: How often the worker looks for due work: a due poll or post waits half of this on average.
+TICK_SECONDS = 0.25
+#: How often it looks for submissions a dead process left behind (their leases last far longer).
+RECOVER_SECONDS = 5.0
 #: Unboosted servers (and DMs) accept 10 MiB per message.
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 #: Status cards are edited at most this often (seconds), unless the job reached an end.
@@ -157,6 +160,7 @@ class Delivery(commands.Cog):
         #: Provider calls the rate limit allows per tick: the most worth claiming at once.
         self.calls_per_tick = max(1, math.ceil(settings.provider_max_rps * TICK_SECONDS))
         self._queue_refreshed = 0.0
+        self._recovered = 0.0
         self._queue_task: asyncio.Task[None] | None = None
         #: The place in line each queued job's card shows, so only cards whose place changed are edited.
         self._shown_position: dict[int, int] = {}
@@ -192,8 +196,10 @@ class Delivery(commands.Cog):
 
     async def tick(self) -> None:
         storage = self.bot.storage
-        for job in await storage.recover_lost_submissions():
-            self.spawn(job, self.after_lost(job))
+        if time.monotonic() - self._recovered >= RECOVER_SECONDS:
+            self._recovered = time.monotonic()
+            for job in await storage.recover_lost_submissions():
+                self.spawn(job, self.after_lost(job))
         # Claim only what the provider's rate lets us start soon: a job claimed now and left waiting for
         # the rate limiter would hold memory and a lease, and a submission waiting there when the
         # process dies would be counted lost. Polls first: those videos are already paid for.

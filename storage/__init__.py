@@ -32,7 +32,9 @@ Decisions (where the issue left a choice):
 * **Active jobs** are those in review, queued, submitting or processing; a completed job no longer
   counts against the member's cap.
 
-See :mod:`storage.states` for the transition table and :mod:`storage.accounts` for the ledger.
+See :mod:`storage.states` for the transition table, :mod:`storage.accounts` for the ledger, and
+:mod:`storage.reservations` for job creation, the hot path (on SQLite its driver connection,
+:mod:`storage._sqlite`, makes one trip to the database thread per statement).
 """
 
 from storage.accounts import LedgerKind

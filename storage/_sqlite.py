@@ -24,10 +24,15 @@ aiosqlite's public interface (``cursor()``, the cursor's ``execute``/``fetchall`
   statement sent after that, before SQLAlchemy's own commit, is refused, so a transaction can never
   silently split in two.
 
-From aiosqlite it relies on one internal, ``Connection._execute`` (queue a function for the thread,
-the primitive every aiosqlite method uses). ``tests/storage/test_sqlite_driver.py`` pins the number
-of trips per statement and per reservation and the transaction semantics, so a library upgrade
-that bypasses any of this fails the tests instead of silently getting slower or less safe.
+aiosqlite's own statement shortcuts (``execute``, ``executescript``, ...) are refused: they would run
+outside the driver's transactions. No SQLAlchemy internals are imported or subclassed. From
+aiosqlite it uses three internals that SQLAlchemy's adapter uses too: ``Connection._execute`` (queue
+a function for the thread, the primitive every aiosqlite method goes through), ``_conn`` (the sqlite3
+connection, handed to that function) and ``_thread`` (made a daemon, as SQLAlchemy does); a change
+there fails at the first connection. ``tests/storage/test_sqlite_driver.py`` pins the trips per
+statement and per reservation and the transaction semantics, so an upgrade of SQLAlchemy or
+aiosqlite that routes around the driver fails the tests instead of silently getting slower or less
+safe.
 """
 
 from __future__ import annotations
@@ -39,8 +44,6 @@ from functools import partial
 from typing import Any, NamedTuple, NoReturn, Self
 
 import aiosqlite
-from aiosqlite.context import Result
-from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL
 
 log = logging.getLogger(__name__)
@@ -102,16 +105,15 @@ class LeanCursor:
         self.lastrowid: int | None = None
         self._rows: list[Any] = []
 
-    async def _run(self, sql: str, parameters: Any, *, many: bool) -> Self:
-        outcome = await self._connection.run_statement(sql, parameters, many=many)
+    async def execute(self, sql: str, parameters: Any = None) -> Self:
+        outcome = await self._connection.run_statement(sql, parameters, many=False)
         self.description, self.rowcount, self.lastrowid, self._rows = outcome
         return self
 
-    async def execute(self, sql: str, parameters: Any = None) -> Self:
-        return await self._run(sql, parameters, many=False)
-
     async def executemany(self, sql: str, parameters: Any) -> Self:
-        return await self._run(sql, parameters, many=True)
+        outcome = await self._connection.run_statement(sql, parameters, many=True)
+        self.description, self.rowcount, self.lastrowid, self._rows = outcome
+        return self
 
     async def fetchall(self) -> list[Any]:
         rows, self._rows = self._rows, []
@@ -167,17 +169,14 @@ class LeanConnection(aiosqlite.Connection):
             self._ended = self._idle = True
         return outcome
 
-    def cursor(self) -> Result[LeanCursor]:  # type: ignore[override]
-        return Result(self._new_cursor())
+    async def cursor(self) -> LeanCursor:  # type: ignore[override]
+        return LeanCursor(self)
 
     def _not_through_a_cursor(self, *args: Any, **kwargs: Any) -> NoReturn:
         # aiosqlite's shortcuts would run a statement outside the driver's transactions.
         raise sqlite3.NotSupportedError("LeanConnection runs statements through cursor() only")
 
     execute = executemany = executescript = execute_fetchall = execute_insert = _not_through_a_cursor
-
-    async def _new_cursor(self) -> LeanCursor:
-        return LeanCursor(self)
 
     async def commit(self) -> None:
         self._commit_next = self._ended = False
@@ -199,9 +198,9 @@ def connector(
     url: URL, *, pragmas: Sequence[str], **connect_args: Any
 ) -> Callable[[], Awaitable[LeanConnection]]:
     """An ``async_creator`` for ``create_async_engine``: opens a :class:`LeanConnection` with the
-    arguments SQLAlchemy's aiosqlite dialect derives from ``url``, plus ``connect_args``, and runs
+    arguments SQLAlchemy's dialect for ``url`` derives from it, plus ``connect_args``, and runs
     ``pragmas`` on it first."""
-    args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(url)
+    args, kwargs = url.get_dialect()().create_connect_args(url)
     kwargs.update(connect_args, isolation_level=None)  # no implicit BEGIN from sqlite3: ours is IMMEDIATE
 
     async def connect() -> LeanConnection:

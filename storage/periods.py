@@ -32,6 +32,8 @@ def utcnow() -> datetime:
 
 def as_utc(moment: datetime) -> datetime:
     """Return ``moment`` in UTC; naive datetimes are refused because they hide bugs."""
+    if moment.tzinfo is UTC:  # the common case (every timestamp storage makes), and the cheapest
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment!r}: storage only accepts aware datetimes")
     return moment.astimezone(UTC)

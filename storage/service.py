@@ -23,7 +23,13 @@ from sqlmodel import col
 from storage import accounts, guilds, jobs, reservations, scheduling
 from storage._sql import insert_ignore, is_unique_violation, rowcount
 from storage.accounts import LedgerKind
-from storage.database import DEFAULT_DATABASE_URL, create_engine, create_sessionmaker, upgrade_to_head
+from storage.database import (
+    DEFAULT_DATABASE_URL,
+    create_engine,
+    create_sessionmaker,
+    run_on_connection,
+    upgrade_to_head,
+)
 from storage.errors import DuplicateInteraction, DuplicateOperation
 from storage.guilds import BudgetSnapshot, GuildSettingsChanges
 from storage.jobs import JobRequest
@@ -325,9 +331,8 @@ class Storage:
         try:
             try:
                 # The common case, the bot's hottest unit of work: one transaction of four Core
-                # statements in one greenlet, on a Core connection (it needs nothing of a Session).
-                async with self.engine.connect() as c:
-                    job_id, values = await c.run_sync(reservations.reserve_common, plan)
+                # statements, in one greenlet, on a Core connection (see storage.reservations).
+                job_id, values = await run_on_connection(self.engine, reservations.reserve_common, plan)
             except reservations.NotCommon:  # rolled back, nothing written: every other case
                 async with self._maker() as s, s.begin():
                     job_id, values = await reservations.reserve_general(s, plan)
