@@ -13,8 +13,10 @@ import gc
 import hashlib
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Final
 
@@ -46,6 +48,7 @@ INITIAL_EXTENSIONS: Final[tuple[str, ...]] = (
 
 EXIT_CONFIG_ERROR: Final = 2
 RATE_HEADROOM: Final = 0.9
+SHUTDOWN_GRACE_SECONDS: Final = 10.0
 #: The gateway's close code for a token it does not accept.
 GATEWAY_AUTHENTICATION_FAILED: Final = 4004
 
@@ -169,6 +172,28 @@ async def run(settings: Settings) -> None:
         await storage.migrate()  # a newcomer's first run creates and migrates the database
         _close_on_sigterm(bot)
         await bot.start(settings.discord_token.get_secret_value())
+    _exit_if_cleanup_stalls()
+
+
+def _exit_if_cleanup_stalls(grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+    """Everything the bot owns is closed by now (gateway, HTTP session, database): the process must end.
+
+    asyncio's own clean-up afterwards waits for every leftover task and executor thread without a
+    limit, and a stuck one would keep a stopped bot alive until the orchestrator kills it. A daemon
+    timer ends the process if that takes longer than ``grace`` seconds, saying what was still running.
+    """
+
+    def force_exit() -> None:
+        stuck = [thread.name for thread in threading.enumerate() if thread is not threading.current_thread()]
+        log.warning(
+            "Shutdown clean-up stalled for %.0f s (threads: %s); exiting now", grace, ", ".join(stuck)
+        )
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(grace, force_exit)
+    timer.daemon = True
+    timer.start()
 
 
 def _close_on_sigterm(bot: KlingBot) -> None:

@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The provider's production API (documented in .env.example).
+DEFAULT_ULAZAI_BASE_URL = "https://ulazai.com"
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 #: How each variable is fixed, for the one-line start-up message.
@@ -55,7 +58,7 @@ class Settings(BaseSettings):
 
     discord_token: SecretStr
     ulazai_api_key: SecretStr
-    ulazai_base_url: str = "https://ulazai.com"
+    ulazai_base_url: str = DEFAULT_ULAZAI_BASE_URL
     database_url: str = "sqlite+aiosqlite:///data/kling-bot.db"
     dev_guild_id: Annotated[int, Field(gt=0)] | None = None
     log_level: LogLevel = "INFO"

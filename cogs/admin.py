@@ -15,6 +15,7 @@ is written to the audit log with who made it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Unpack
 
 import discord
@@ -78,6 +79,14 @@ IN_FLIGHT_LABELS: dict[JobState, str] = {
     JobState.PROCESSING: "generating",
     JobState.COMPLETED: "being posted",
 }
+
+
+class NoChange(Exception):
+    """The setting already is what the admin asked for: answered, nothing written, nothing audited."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class NotAnAdmin(UserFacingError, app_commands.CheckFailure):
@@ -207,6 +216,17 @@ class Admin(
                 f"That can't be set: {error.field.replace('_', ' ')} {error.message}."
             ) from None
 
+    async def edit(
+        self, guild_id: int, change: Callable[[GuildSettings], GuildSettingsChanges]
+    ) -> GuildSettings:
+        """A change computed from the current settings under the row's lock (no lost concurrent edits)."""
+        try:
+            return await self.bot.storage.edit_guild_settings(guild_id, change)
+        except InvalidSetting as error:
+            raise UserFacingError(
+                f"That can't be set: {error.field.replace('_', ' ')} {error.message}."
+            ) from None
+
     async def done(
         self, interaction: Interaction, answer: str, audit_line: str | None = None, *, icon: str = "⚙️"
     ) -> None:
@@ -226,27 +246,29 @@ class Admin(
     async def channel(self, interaction: Interaction, channel: discord.TextChannel, enabled: bool) -> None:
         await interaction.response.defer(ephemeral=True)
         guild_id = self.guild_id(interaction)
-        allowed = list((await self.bot.storage.get_guild_settings(guild_id)).allowed_channel_ids)
-        if enabled and channel.id in allowed:
-            await self.done(
-                interaction, f"{channel.mention} is already open. {where_videos_may_be_made(allowed)}"
-            )
+
+        def change(current: GuildSettings) -> GuildSettingsChanges:
+            allowed = list(current.allowed_channel_ids)
+            if enabled and channel.id in allowed:
+                raise NoChange(f"{channel.mention} is already open. {where_videos_may_be_made(allowed)}")
+            if not enabled and channel.id not in allowed:
+                if not allowed:
+                    raise UserFacingError(
+                        "No channel is singled out yet, so videos can be made everywhere. To limit them, allow "
+                        "the channels you want with `enabled: True`: every other channel then closes."
+                    )
+                raise NoChange(f"{channel.mention} is already closed. {where_videos_may_be_made(allowed)}")
+            if enabled:
+                allowed.append(channel.id)
+            else:
+                allowed.remove(channel.id)
+            return {"allowed_channel_ids": allowed}
+
+        try:
+            settings = await self.edit(guild_id, change)
+        except NoChange as same:
+            await self.done(interaction, same.message)
             return
-        if not enabled and channel.id not in allowed:
-            if not allowed:
-                raise UserFacingError(
-                    "No channel is singled out yet, so videos can be made everywhere. To limit them, allow "
-                    "the channels you want with `enabled: True`: every other channel then closes."
-                )
-            await self.done(
-                interaction, f"{channel.mention} is already closed. {where_videos_may_be_made(allowed)}"
-            )
-            return
-        if enabled:
-            allowed.append(channel.id)
-        else:
-            allowed.remove(channel.id)
-        settings = await self.update(guild_id, allowed_channel_ids=allowed)
         now = where_videos_may_be_made(settings.allowed_channel_ids)
         verb = "allowed" if enabled else "stopped"
         await self.done(
@@ -392,30 +414,35 @@ class Admin(
     ) -> None:
         await interaction.response.defer(ephemeral=True)
         guild_id = self.guild_id(interaction)
-        terms = list((await self.bot.storage.get_guild_settings(guild_id)).blocklist_terms)
         if action.value == "list":
+            terms = (await self.bot.storage.get_guild_settings(guild_id)).blocklist_terms
             await self.done(interaction, f"Blocklist ({len(terms)}): {blocklist_text(terms, 1900)}")
             return
         term = (term or "").strip()
         if not term:
             raise UserFacingError(f"Say which term to {action.value}: fill in `term`.")
         shown = f"“{discord.utils.escape_markdown(term)}”"
-        same = [existing for existing in terms if normalise(existing) == normalise(term)]
-        if action.value == "add":
-            if find_blocked_term(term, [term]) is None:
-                raise UserFacingError(f"{shown} has no letters or digits, so it could never match a prompt.")
-            if same:
-                raise UserFacingError(f"{shown} is already on the blocklist.")
-            if len(terms) >= MAX_BLOCKLIST_TERMS:
-                raise UserFacingError(
-                    f"The blocklist is full ({MAX_BLOCKLIST_TERMS} terms); remove some first."
-                )
-            terms.append(term)
-        else:
+
+        def change(current: GuildSettings) -> GuildSettingsChanges:
+            terms = list(current.blocklist_terms)
+            same = [existing for existing in terms if normalise(existing) == normalise(term)]
+            if action.value == "add":
+                if find_blocked_term(term, [term]) is None:
+                    raise UserFacingError(
+                        f"{shown} has no letters or digits, so it could never match a prompt."
+                    )
+                if same:
+                    raise UserFacingError(f"{shown} is already on the blocklist.")
+                if len(terms) >= MAX_BLOCKLIST_TERMS:
+                    raise UserFacingError(
+                        f"The blocklist is full ({MAX_BLOCKLIST_TERMS} terms); remove some first."
+                    )
+                return {"blocklist_terms": [*terms, term]}
             if not same:
                 raise UserFacingError(f"{shown} is not on the blocklist.")
-            terms = [existing for existing in terms if existing not in same]
-        settings = await self.update(guild_id, blocklist_terms=terms)
+            return {"blocklist_terms": [existing for existing in terms if existing not in same]}
+
+        settings = await self.edit(guild_id, change)
         count = f"{len(settings.blocklist_terms)} term{'s' if len(settings.blocklist_terms) != 1 else ''}"
         if action.value == "add":
             answer = (

@@ -143,6 +143,23 @@ class Storage:
             settings.updated_at = now
             return settings
 
+    async def edit_guild_settings(
+        self, guild_id: int, edit: Callable[[GuildSettings], GuildSettingsChanges]
+    ) -> GuildSettings:
+        """Change settings computed from their current values, atomically.
+
+        ``edit`` runs while the guild's row is locked (``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE``), so two
+        admins adding blocklist terms at once both land. It must not await; raising aborts with nothing
+        written.
+        """
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            settings = await guilds.load(s, guild_id, now, for_update=True)
+            for field, value in guilds.validate(edit(settings)).items():
+                setattr(settings, field, value)
+            settings.updated_at = now
+            return settings
+
     async def set_role_allowance(self, guild_id: int, role_id: int, credits: int | None) -> GuildSettings:
         """Give a role its own allowance per period (``None`` removes it)."""
         now = self.now()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from config import Settings, describe_errors, load_settings
+from config import DEFAULT_ULAZAI_BASE_URL, Settings, describe_errors, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_TOKEN = "MTIzNDU2Nzg5MDEy.GhIjKl.fake-token-for-tests_only"
@@ -132,7 +132,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISCORD_TOKEN", GOOD_TOKEN)
     monkeypatch.setenv("ULAZAI_API_KEY", "key-123456")
     settings = load_settings(env_file=None)
-    assert settings.ulazai_base_url == "https://ulazai.com"
+    assert settings.ulazai_base_url == DEFAULT_ULAZAI_BASE_URL
     assert settings.database_url == "sqlite+aiosqlite:///data/kling-bot.db"
     assert settings.dev_guild_id is None
     assert settings.log_level == "INFO"
