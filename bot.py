@@ -80,6 +80,7 @@ class KlingBot(commands.Bot):
         *,
         ulazai: UlazAIClient | None = None,
         extensions: Sequence[str] | None = None,
+        guild_ready_timeout: float = 2.0,
     ) -> None:
         # A video bot never joins voice: the "PyNaCl/davey is not installed" warnings are noise.
         discord.VoiceClient.warn_nacl = False
@@ -92,6 +93,7 @@ class KlingBot(commands.Bot):
             tree_cls=KlingTree,
             allowed_mentions=NO_MENTIONS,
             help_command=None,
+            guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
         self.extensions_to_load = tuple(INITIAL_EXTENSIONS if extensions is None else extensions)

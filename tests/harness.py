@@ -158,11 +158,16 @@ async def running_bot(
                 rate_limiter=RateLimiter(config.provider_max_rps),
             )
             extensions = [e for e in bot_module.INITIAL_EXTENSIONS if worker or e != "cogs.delivery"]
-            bot = KlingBot(config, session, storage, ulazai=client, extensions=extensions)
+            # A short ready delay, awaited below: a bot closed before discord.py's delayed "ready" would
+            # leave that task behind for the event loop's teardown.
+            bot = KlingBot(
+                config, session, storage, ulazai=client, extensions=extensions, guild_ready_timeout=0.05
+            )
             await bot.login(TOKEN)
             task = asyncio.create_task(bot.connect())
             try:
                 await fake.wait_until_ready()
+                await asyncio.wait_for(bot.wait_until_ready(), 10)
                 yield Harness(fake=fake, sandbox=sandbox, storage=storage, bot=bot, settings=config)
             finally:
                 await bot.close()

@@ -81,12 +81,15 @@ async def running_bot(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterato
     async with Storage(settings.database_url) as storage, aiohttp.ClientSession() as session:
         await storage.migrate()
         bot_module.point_discord_at(fake_discord.api_base, fake_discord.gateway_url)
-        bot = KlingBot(settings, session, storage)
+        # The skeleton's own tests: the delivery worker has its suite (tests/cogs/test_delivery.py).
+        extensions = [e for e in bot_module.INITIAL_EXTENSIONS if e != "cogs.delivery"]
+        bot = KlingBot(settings, session, storage, extensions=extensions, guild_ready_timeout=0.05)
         add_probe_commands(bot, discord.Object(fake_discord.guild_id))
         await bot.login(TOKEN)  # setup_hook loads the cogs and syncs to DEV_GUILD_ID
         task = asyncio.create_task(bot.connect())
         try:
             await fake_discord.wait_until_ready()
+            await asyncio.wait_for(bot.wait_until_ready(), 10)
             yield bot
         finally:
             await bot.close()
@@ -196,24 +199,31 @@ async def test_heartbeat_is_written_once_connected(running_bot: KlingBot) -> Non
 
 
 async def test_a_broken_extension_is_logged_and_the_rest_still_load(
-    fake_discord: FakeDiscord,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    fake_discord: FakeDiscord, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(bot_module, "INITIAL_EXTENSIONS", ("cogs.does_not_exist", "cogs.health"))
     settings = make_settings(tmp_path, fake_discord)
     async with Storage(settings.database_url) as storage, aiohttp.ClientSession() as session:
         await storage.migrate()
-        bot = KlingBot(settings, session, storage)
+        bot_module.point_discord_at(fake_discord.api_base, fake_discord.gateway_url)
+        bot = KlingBot(
+            settings,
+            session,
+            storage,
+            extensions=("cogs.does_not_exist", "cogs.health"),
+            guild_ready_timeout=0.05,
+        )
         await bot.login(TOKEN)  # runs setup_hook
+        task = asyncio.create_task(bot.connect())
         try:
+            await fake_discord.wait_until_ready()
+            await asyncio.wait_for(bot.wait_until_ready(), 10)
             assert "Health" in bot.cogs
             assert any(
                 "cogs.does_not_exist" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR
             )
         finally:
             await bot.close()
+            await asyncio.wait_for(task, 10)
 
 
 def bot_env(fake: FakeDiscord, tmp_path: Path, token: str = TOKEN) -> dict[str, str]:
