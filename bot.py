@@ -27,6 +27,7 @@ from discord import app_commands
 from discord.ext import commands
 from pydantic import ValidationError
 
+from cogs import views
 from cogs.common import NO_MENTIONS, Interaction, answer_error
 from config import Settings, describe_errors, load_settings
 from logs import setup_logging
@@ -111,6 +112,8 @@ class KlingBot(commands.Bot):
         self.worker_heartbeat: float | None = None
 
     async def setup_hook(self) -> None:
+        # Buttons posted before a restart carry their job in their custom_id: register every kind first.
+        self.add_dynamic_items(*views.DYNAMIC_ITEMS)
         for extension in self.extensions_to_load:
             try:
                 await self.load_extension(extension)

@@ -649,7 +649,7 @@ async def scale(
     await storage.update_guild_settings(
         fakes.guild_id, max_active_jobs=per_member, allowance_credits=per_member * 200
     )
-    delivery.max_in_flight = 0  # hold the worker while the jobs arrive
+    delivery.worker.max_in_flight = 0  # hold the worker while the jobs arrive
     for n in range(jobs):
         model = KlingModel.V3_0 if n % 2 == 0 else KlingModel.V2_6
         await create_job(storage, fakes, 10_000_000 + n % members, 1_000 + n, model)
@@ -663,13 +663,13 @@ async def scale(
     reset_peak()
     with RssSampler(0.1) as sampler, LoopLag() as lag:
         cpu_start, t_start = cpu_seconds(), time.monotonic()
-        delivery.max_in_flight = jobs
+        delivery.worker.max_in_flight = jobs
         peak_submitting = peak_working = 0
         while True:
             await asyncio.sleep(1)
             counts = await asyncio.to_thread(states, database)
             peak_submitting = max(peak_submitting, counts.get(JobState.SUBMITTING.value, 0))
-            peak_working = max(peak_working, len(delivery.working))
+            peak_working = max(peak_working, len(delivery.worker.working))
             if counts.get(JobState.PROCESSING.value, 0) == jobs:
                 break
             ended = {s: counts.get(s, 0) for s in (JobState.FAILED.value, JobState.LOST.value)}
@@ -683,8 +683,8 @@ async def scale(
         steady_end = time.monotonic() + steady
         while (left := steady_end - time.monotonic()) > 0:
             await asyncio.sleep(min(1.0, left))
-            peak_working = max(peak_working, len(delivery.working))
-        working_end = len(delivery.working)
+            peak_working = max(peak_working, len(delivery.worker.working))
+        working_end = len(delivery.worker.working)
         cpu_end, t_end = cpu_seconds(), time.monotonic()
         calls_at_end = len(clock.sent)
         overdue = await asyncio.to_thread(overdue_polls, database)

@@ -57,6 +57,14 @@ def requested(job: Job) -> str:
     )
 
 
+def blocked(user_id: int, channel_id: int, term: str) -> str:
+    """A prompt matched the blocklist: who and which term, never the prompt (moderators decide on the
+    member, and the prompt may be exactly what should not be repeated)."""
+    return (
+        f"⛔ {who(user_id)} was refused in <#{channel_id}>: the prompt matched the blocklist term “{term}”."
+    )
+
+
 def approved(job: Job) -> str:
     return f"✅ {who(job.reviewed_by)} approved job #{job.id} of {who(job.user_id)}; it is queued."
 

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import discord
 from discord import app_commands
 
+from generation.refusals import (
+    AlreadyReceived,
+    BotLacksPermissions,
+    BudgetSpent,
+    ChannelNotAllowed,
+    NotEnoughCredits,
+    PromptBlocked,
+    Refusal,
+    TooManyJobs,
+)
 from ulazai.errors import (
     AuthenticationError,
     InsufficientCreditsError,
@@ -32,17 +43,56 @@ def mention_only(user: discord.abc.Snowflake) -> discord.AllowedMentions:
     return discord.AllowedMentions(everyone=False, roles=False, users=[user], replied_user=False)
 
 
-class UserFacingError(Exception):
-    """A refusal whose message is written for the member; the tree answers it ephemerally."""
+class UserFacingError(Refusal):
+    """A refusal the cogs word themselves; the tree answers it ephemerally."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+
+def when(moment: datetime, style: str = "R") -> str:
+    """A time every member reads in their own time zone ("in 3 hours")."""
+    return f"<t:{int(moment.timestamp())}:{style}>"
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def refusal_text(refusal: Refusal) -> str:
+    """The one sentence a member reads for a refused request: what to change, and that nothing was charged."""
+    if isinstance(refusal, ChannelNotAllowed):
+        where = ", ".join(f"<#{channel_id}>" for channel_id in refusal.allowed[:5])
+        return f"Videos can't be made in this channel; try {where}."
+    if isinstance(refusal, BotLacksPermissions):
+        return (
+            f"I can't post videos in this channel: I need the {', '.join(refusal.missing)} permission"
+            f"{'s' if len(refusal.missing) > 1 else ''} here. Ask an admin, or use another channel."
+        )
+    if isinstance(refusal, PromptBlocked):  # never the term: the list must not be learnt by probing
+        return "Your prompt contains something this server does not allow; rephrase it and try again."
+    if isinstance(refusal, TooManyJobs):
+        return (
+            f"You already have {plural(refusal.active, 'video')} in progress and this server allows "
+            f"{refusal.limit} at a time; wait for one to finish (see `/video jobs`)."
+        )
+    if isinstance(refusal, NotEnoughCredits):
+        return (
+            f"This video costs {refusal.needed} credits and you have {refusal.available}. Try a shorter or "
+            f"Standard-quality video, or wait for your allowance to refill {when(refusal.next_refill)}."
+        )
+    if isinstance(refusal, BudgetSpent):
+        return (
+            f"This server has used its video budget for now ({refusal.spent} of {refusal.budget} credits); "
+            f"it renews {when(refusal.resets_at)}."
+        )
+    if isinstance(refusal, AlreadyReceived):
+        return "This request was already received; see `/video jobs`."
+    return refusal.message
 
 
 def user_message_for(error: BaseException) -> str | None:
     """The member-facing text for a domain error, or ``None`` when it is unexpected (a bug)."""
-    if isinstance(error, UserFacingError | InvalidRequestError):
+    if isinstance(error, Refusal):
+        return refusal_text(error)
+    if isinstance(error, InvalidRequestError):
         return error.message
     if isinstance(error, InsufficientCreditsError):
         return "This server's UlazAI video credits are used up, so nothing was made or charged. Ask an admin to top up."

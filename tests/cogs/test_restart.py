@@ -160,14 +160,14 @@ async def test_two_workers_on_one_postgresql_deliver_each_job_once(tmp_path: Pat
         ):
             submitted = {"a": 0, "b": 0}
             for name, harness in (("a", a), ("b", b)):
-                worker = harness.bot.get_cog("Delivery")
-                original = worker.submit  # type: ignore[union-attr]
+                worker = harness.bot.get_cog("Delivery").worker  # type: ignore[union-attr]
+                original = worker.submit
 
                 async def counting(job: Job, name: str = name, original: Any = original) -> None:
                     submitted[name] += 1
                     await original(job)
 
-                worker.submit = counting  # type: ignore[union-attr]
+                worker.submit = counting
             await a.storage.update_guild_settings(fake.guild_id, max_active_jobs=20, allowance_credits=10_000)
             ids = []
             for n in range(20):

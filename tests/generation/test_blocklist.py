@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moderation import find_blocked_term, normalise
+from generation.blocklist import find_blocked_term, normalise
 
 
 @pytest.mark.parametrize(

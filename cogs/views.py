@@ -1,0 +1,245 @@
+"""Every button, modal and view the bot posts, in one place.
+
+Job buttons are ``DynamicItem``s whose custom_id carries the job id (``video:regen:<job_id>``), so a
+button posted before a restart still works: :class:`JobButton` is their one base (template, id parsing,
+the button itself), and :data:`DYNAMIC_ITEMS` is what the bot registers. A button's callback only
+acknowledges and hands over to the flow it starts (:mod:`cogs.requesting`, :mod:`cogs.reviewing`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import discord
+
+from cogs import requesting, reviewing
+from cogs.audit import audit
+from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral, answer_error
+from storage import Job, JobState
+
+if TYPE_CHECKING:
+    from bot import KlingBot
+
+#: How long a moderator may take to fill in the reject reason before the modal stops listening.
+REASON_TIMEOUT_SECONDS = 15 * 60
+MAX_REASON_LENGTH = 200
+
+
+class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"):
+    """A button about one job; subclasses name their custom_id prefix and look.
+
+    ``class Regenerate(JobButton, prefix="video:regen", label="Regenerate", emoji="🔁")`` gives the
+    template ``video:regen:(?P<job_id>\\d+)`` and a button with custom_id ``video:regen:<job_id>``.
+    """
+
+    prefix: ClassVar[str]
+    label: ClassVar[str]
+    emoji: ClassVar[str | None]
+    style: ClassVar[discord.ButtonStyle]
+
+    def __init_subclass__(
+        cls,
+        *,
+        prefix: str,
+        label: str,
+        emoji: str | None = None,
+        style: discord.ButtonStyle = discord.ButtonStyle.secondary,
+    ) -> None:
+        super().__init_subclass__(template=rf"{re.escape(prefix)}:(?P<job_id>\d+)")
+        cls.prefix, cls.label, cls.emoji, cls.style = prefix, label, emoji, style
+
+    def __init__(self, job_id: int, *, disabled: bool = False) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=self.label,
+                emoji=self.emoji,
+                style=self.style,
+                custom_id=f"{self.prefix}:{job_id}",
+                disabled=disabled,
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(int(match["job_id"]))
+
+    @staticmethod
+    def bot_of(interaction: discord.Interaction[Any]) -> KlingBot:
+        bot: KlingBot = interaction.client
+        return bot
+
+
+# -- under the member's receipt ---------------------------------------------------------------------
+
+
+class CancelButton(JobButton, prefix="video:cancel", label="Cancel"):
+    """Cancels a job that has not been submitted yet; only its requester may press it."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        job = await self.bot_of(interaction).storage.get_job(self.job_id)
+        if job is None or job.user_id != interaction.user.id:
+            await interaction.response.send_message(
+                "Only the member who asked for this video can cancel it.",
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+            return False
+        return True
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await requesting.cancel(interaction, self.job_id)
+
+
+def cancel_view(job_id: int, *, disabled: bool = False) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id, disabled=disabled))
+    return view
+
+
+# -- under a posted video ---------------------------------------------------------------------------
+
+
+class RegenerateButton(
+    JobButton, prefix="video:regen", label="Regenerate", emoji="🔁", style=discord.ButtonStyle.primary
+):
+    """Makes the same video again, charged to whoever presses, through every check of a new request."""
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await requesting.regenerate(interaction, self.job_id)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Regenerate of job {self.job_id}")
+
+
+class DeleteVideoButton(JobButton, prefix="video:delete", label="Delete", emoji="🗑️"):
+    """Deletes a posted video: its requester, or anyone who may manage messages here."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        job = await self.bot_of(interaction).storage.get_job(self.job_id)
+        if job is not None and job.user_id == interaction.user.id:
+            return True
+        if interaction.permissions.manage_messages:
+            return True
+        await interaction.response.send_message(
+            "Only the member who asked for this video, or a moderator, can delete it.",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+        return False
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        bot = self.bot_of(interaction)
+        await interaction.response.defer(ephemeral=True)
+        try:
+            if interaction.message is None:
+                raise UserFacingError("That message is already gone.")
+            await interaction.message.delete()
+        except discord.NotFound:
+            await answer_ephemeral(interaction, "That video was already deleted.")
+            return
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Delete of job {self.job_id}")
+            return
+        await answer_ephemeral(interaction, "Deleted.")
+        job = await bot.storage.get_job(self.job_id)
+        if job is not None and job.user_id != interaction.user.id and interaction.guild_id is not None:
+            await audit(
+                bot,
+                interaction.guild_id,
+                f"🗑️ {interaction.user} (moderator) deleted the video of job #{self.job_id}, requested by <@{job.user_id}>.",
+            )
+
+
+def posted_video_view(job_id: int) -> discord.ui.View:
+    """The buttons under a posted video; they work after a restart (``DynamicItem``)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(RegenerateButton(job_id))
+    view.add_item(DeleteVideoButton(job_id))
+    return view
+
+
+# -- on the moderators' review card -----------------------------------------------------------------
+
+
+class ApproveButton(
+    JobButton, prefix="review:approve", label="Approve", emoji="✅", style=discord.ButtonStyle.success
+):
+    """Approves a pending request; only moderators may press it."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return await reviewing.allow_moderators(interaction)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()  # an update of the card, which follows the decision
+        try:
+            await reviewing.approve(interaction, self.job_id)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Approve of job {self.job_id}")
+
+
+class RejectButton(
+    JobButton, prefix="review:reject", label="Reject", emoji="🚫", style=discord.ButtonStyle.danger
+):
+    """Opens the reason modal; the rejection itself happens when the modal is submitted."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return await reviewing.allow_moderators(interaction)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        # The modal is the acknowledgement; whether the job is still pending is checked on submit.
+        await interaction.response.send_modal(RejectReason(self.job_id))
+
+
+class RejectReason(discord.ui.Modal):
+    """The optional reason the member will read. Lives in memory only: a restart drops an open modal,
+    and the moderator simply presses Reject again (the card's buttons survive restarts)."""
+
+    reason: discord.ui.TextInput[RejectReason] = discord.ui.TextInput(
+        label="Reason (optional; the member sees it)",
+        custom_id="reason",
+        style=discord.TextStyle.paragraph,
+        required=False,
+        max_length=MAX_REASON_LENGTH,
+        placeholder="e.g. Please keep requests suitable for everyone here.",
+    )
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            title=f"Reject job #{job_id}", custom_id=f"review:reason:{job_id}", timeout=REASON_TIMEOUT_SECONDS
+        )
+        self.job_id = job_id
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return await reviewing.allow_moderators(interaction)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()  # an update of the card the Reject button was on
+        try:
+            await reviewing.reject(interaction, self.job_id, self.reason.value.strip() or None)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Reject of job {self.job_id}")
+
+
+def review_view(job: Job) -> discord.ui.View:
+    """Approve / Reject while the job waits; the same buttons, disabled, once it is decided."""
+    assert job.id is not None
+    decided = job.state is not JobState.PENDING_REVIEW
+    view = discord.ui.View(timeout=None)
+    view.add_item(ApproveButton(job.id, disabled=decided))
+    view.add_item(RejectButton(job.id, disabled=decided))
+    return view
+
+
+#: Registered by the bot at start-up, so buttons posted before a restart are handled.
+DYNAMIC_ITEMS: tuple[type[JobButton], ...] = (
+    CancelButton,
+    RegenerateButton,
+    DeleteVideoButton,
+    ApproveButton,
+    RejectButton,
+)

@@ -1,0 +1,230 @@
+"""The worker's decisions applied to a real database: whatever the provider and Discord answer, every
+job ends in the state its outcome names, and the ledger balances.
+
+The provider is a stub that answers what hypothesis draws (no network); Discord is a recording
+:class:`~generation.worker.Events`. Storage is real (SQLite, migrated by the real migrations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import cast
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from generation import outcomes, shapes
+from generation.worker import Worker
+from storage import DeliveredVia, Job, JobState, Storage
+from tests.storage.helpers import check_ledger, migrate_in_thread, next_interaction
+from ulazai.client import UlazAIClient
+from ulazai.errors import (
+    AuthenticationError,
+    BadRequestError,
+    InsufficientCreditsError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    UlazAIError,
+    UpstreamError,
+)
+from ulazai.requests import GenerationMode, KlingModel, ProviderRequest
+from ulazai.results import EstimatedTime, TaskResult, TaskStatus
+
+OWNER = "test-worker"
+SPEC = shapes.spec_of_options(
+    shapes.VideoOptions(prompt="a fox in the snow", mode=GenerationMode.TEXT_TO_VIDEO, model="kling-3.0"),
+    {},
+    default_model="kling-3.0",
+    directory_optin=False,
+)
+
+
+class Provider:
+    """Answers generate and status with what the test says, counting the calls."""
+
+    def __init__(self, generate: TaskResult | UlazAIError, status: TaskResult | UlazAIError) -> None:
+        self.answers = {"generate": generate, "status": status}
+        self.calls: list[str] = []
+
+    async def _answer(self, name: str) -> TaskResult:
+        self.calls.append(name)
+        answer = self.answers[name]
+        if isinstance(answer, UlazAIError):
+            raise answer
+        return answer
+
+    async def generate(self, request: ProviderRequest) -> TaskResult:
+        return await self._answer("generate")
+
+    async def status(self, model: KlingModel, task_id: str) -> TaskResult:
+        return await self._answer("status")
+
+
+class Events:
+    """Records what would be shown on Discord, and posts a completed job (or fails to)."""
+
+    def __init__(self, posting: str) -> None:
+        self.posting = posting
+        self.worker: Worker | None = None
+        self.endings: list[tuple[int, int]] = []
+        self.shown = 0
+
+    async def show(self, job: Job, *, force: bool = False) -> None:
+        self.shown += 1
+
+    async def ended(self, job: Job, *, refunded: int, detail: str | None) -> None:
+        assert job.id is not None
+        self.endings.append((job.id, refunded))
+
+    async def deliver(self, job: Job) -> None:
+        assert self.worker is not None
+        posted = (
+            None if self.posting == "nowhere" else outcomes.Posted(9_000, DeliveredVia(self.posting), "notes")
+        )
+        await self.worker.finish_delivery(job, posted, "the channel refused it")
+
+
+def accepted(credits: int | None) -> TaskResult:
+    return TaskResult(
+        model=KlingModel.V3_0,
+        task_id="task-1",
+        status=TaskStatus.PENDING,
+        credits_used=credits,
+        estimated_time=EstimatedTime(60, 120),
+    )
+
+
+GENERATE = st.one_of(
+    st.builds(accepted, st.none() | st.integers(0, 400)),
+    st.builds(RateLimitedError, st.just("slow"), retry_after=st.none() | st.floats(0, 60)),
+    st.sampled_from(
+        [
+            BadRequestError("no", status=400),
+            AuthenticationError("key", status=401),
+            InsufficientCreditsError("empty", status=402),
+            ProviderTimeoutError("timed out"),
+            UpstreamError("down", status=503),
+        ]
+    ),
+)
+STATUS = st.one_of(
+    st.builds(
+        TaskResult,
+        model=st.just(KlingModel.V3_0),
+        task_id=st.just("task-1"),
+        status=st.sampled_from(list(TaskStatus)),
+        video_url=st.just("https://cdn.example/v.mp4"),
+        credits_charged=st.none() | st.integers(0, 400),
+        progress=st.none() | st.integers(0, 99),
+        error=st.none() | st.just("policy"),
+    ),
+    st.just(UpstreamError("down", status=503)),
+)
+
+
+@pytest.fixture(scope="module")
+def template() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp())
+    migrate_in_thread(f"sqlite+aiosqlite:///{folder}/template.db")
+    yield folder / "template.db"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+async def scenario(
+    url: str, generate: TaskResult | UlazAIError, status: TaskResult | UlazAIError, posting: str, late: bool
+) -> None:
+    async with Storage(url) as storage:
+        await storage.update_guild_settings(1, allowance_credits=1_000)
+        job = await storage.create_job(
+            interaction_id=next_interaction(),
+            guild_id=1,
+            user_id=10,
+            channel_id=555,
+            request=shapes.job_request(SPEC),
+            estimate=shapes.reservation_for(SPEC),
+        )
+        assert job.id is not None
+        provider = Provider(generate, status)
+        events = Events(posting)
+        worker = Worker(
+            storage,
+            cast(UlazAIClient, provider),
+            events,
+            owner=OWNER,
+            lease=timedelta(seconds=30),
+            max_in_flight=10,
+            # "late": the status answer arrives after the processing timeout.
+            processing_timeout=timedelta(seconds=-1) if late else timedelta(minutes=30),
+            provider_max_rps=5,
+        )
+        events.worker = worker
+        (claimed,) = await storage.claim_fair_for_submit(OWNER, limit=1, max_in_flight=10)
+        await worker.submit(claimed)
+        submitted = await storage.get_job(job.id)
+        assert submitted is not None
+        decision = outcomes.after_generate(generate, spec=SPEC, attempts=1)
+        expected = {
+            outcomes.Started: JobState.PROCESSING,
+            outcomes.Requeue: JobState.QUEUED,
+            outcomes.Fail: JobState.FAILED,
+            outcomes.Lose: JobState.LOST,
+        }[type(decision)]
+        assert submitted.state is expected
+        await check_ledger(storage)
+        if submitted.state is JobState.PROCESSING:
+            (due,) = await storage.claim(OWNER, (JobState.PROCESSING,), limit=1) or [submitted]
+            await worker.poll(due)
+            polled = await storage.get_job(job.id)
+            assert polled is not None
+            after = outcomes.after_status(
+                status,  # type: ignore[arg-type]
+                submitted_at=submitted.submitted_at,
+                now=storage.now(),
+                estimate=outcomes.estimate_of(submitted),
+                timeout=worker.processing_timeout,
+            )
+            if isinstance(after, outcomes.Complete):
+                assert polled.state is (JobState.FAILED if posting == "nowhere" else JobState.DELIVERED)
+                if posting != "nowhere":
+                    assert polled.delivered_via is DeliveredVia(posting)
+            elif isinstance(after, outcomes.Fail):
+                assert polled.state is JobState.FAILED
+            else:
+                assert polled.state is JobState.PROCESSING
+            await check_ledger(storage)
+        final = await storage.get_job(job.id)
+        assert final is not None
+        if final.state in (JobState.FAILED, JobState.LOST) and final.completed_at is None:
+            assert events.endings == [(job.id, outcomes.refunded_credits(final))]
+            balance = await storage.balance(1, 10)
+            assert balance.available == 1_000  # everything came back
+        else:
+            assert events.endings == []
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    generate=GENERATE,
+    status=STATUS,
+    posting=st.sampled_from(["attachment", "link", "direct_message", "nowhere"]),
+    late=st.booleans(),
+)
+def test_every_outcome_ends_where_it_says_and_the_ledger_balances(
+    template: Path,
+    generate: TaskResult | UlazAIError,
+    status: TaskResult | UlazAIError,
+    posting: str,
+    late: bool,
+) -> None:
+    folder = Path(tempfile.mkdtemp())
+    try:
+        shutil.copy(template, folder / "bot.db")
+        asyncio.run(scenario(f"sqlite+aiosqlite:///{folder}/bot.db", generate, status, posting, late))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
