@@ -22,12 +22,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs import cards
 from cogs.audit import audit, who
 from cogs.common import NO_MENTIONS, Interaction, UserFacingError
+from cogs.settings_card import (
+    EVERY,
+    blocklist_text,
+    budget_text,
+    settings_embed,
+    where_videos_may_be_made,
+)
 from generation.blocklist import find_blocked_term, normalise
 from storage import (
-    BudgetSnapshot,
     DuplicateOperation,
     GuildSettings,
     GuildSettingsChanges,
@@ -68,17 +73,6 @@ BLOCKLIST_ACTIONS = [
     app_commands.Choice(name="Remove a term", value="remove"),
     app_commands.Choice(name="List the terms", value="list"),
 ]
-#: How a period reads in a sentence ("300 credits a week").
-EVERY: dict[str, str] = {"daily": "a day", "weekly": "a week", "monthly": "a month"}
-THIS: dict[str, str] = {"daily": "today", "weekly": "this week", "monthly": "this month"}
-#: How the unfinished states read on the settings embed, in the order a job goes through them.
-IN_FLIGHT_LABELS: dict[JobState, str] = {
-    JobState.PENDING_REVIEW: "waiting for review",
-    JobState.QUEUED: "queued",
-    JobState.SUBMITTING: "starting",
-    JobState.PROCESSING: "generating",
-    JobState.COMPLETED: "being posted",
-}
 
 
 class NoChange(Exception):
@@ -94,16 +88,6 @@ class NotAnAdmin(UserFacingError, app_commands.CheckFailure):
     ``on_error``, and a ``UserFacingError`` so the member reads this sentence, not a generic one."""
 
 
-def channel_list(channel_ids: list[int]) -> str:
-    return ", ".join(f"<#{channel_id}>" for channel_id in channel_ids)
-
-
-def where_videos_may_be_made(allowed: list[int]) -> str:
-    if not allowed:
-        return "Videos can be made in every channel."
-    return f"Videos can be made only in {channel_list(allowed)}."
-
-
 def check_bot_can_post(channel: discord.abc.GuildChannel) -> None:
     """Refuse a review or audit channel the bot could not post in, now rather than at the first request."""
     granted = channel.permissions_for(channel.guild.me)  # GUILD_CREATE always carries the bot's member
@@ -114,70 +98,6 @@ def check_bot_can_post(channel: discord.abc.GuildChannel) -> None:
             f"{'s' if len(missing) > 1 else ''} there. Grant {'them' if len(missing) > 1 else 'it'}, "
             "or pick another channel."
         )
-
-
-def allowance_text(settings: GuildSettings) -> str:
-    lines = [f"{settings.allowance_credits:,} credits {EVERY[settings.allowance_period]} per member"]
-    for role_id, credits in sorted(settings.role_allowances.items(), key=lambda item: -item[1]):
-        lines.append(f"<@&{role_id}>: {credits:,} credits")
-    if settings.role_allowances:
-        lines.append("-# A member gets the largest allowance that applies.")
-    return "\n".join(lines)
-
-
-def budget_text(snapshot: BudgetSnapshot) -> str:
-    period = snapshot.period.value
-    spent = f"{snapshot.spent:,} credits spent {THIS[period]}"
-    if snapshot.budget is None:
-        return f"No cap ({spent})"
-    return (
-        f"{snapshot.budget:,} credits {EVERY[period]}: {spent}, "
-        f"starts over <t:{int(snapshot.resets_at.timestamp())}:R>"
-    )
-
-
-def in_flight_text(counts: dict[JobState, int]) -> str:
-    total = sum(counts.values())
-    if not total:
-        return "None"
-    parts = [f"{counts[state]} {label}" for state, label in IN_FLIGHT_LABELS.items() if counts.get(state)]
-    return f"{total}: {', '.join(parts)}"
-
-
-def blocklist_text(terms: list[str], limit: int = 1024) -> str:
-    if not terms:
-        return "Empty"
-    text = ", ".join(f"“{discord.utils.escape_markdown(term)}”" for term in terms)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def settings_embed(
-    settings: GuildSettings, spend: BudgetSnapshot, counts: dict[JobState, int]
-) -> discord.Embed:
-    """Everything ``/kling-admin`` sets, plus this period's spend and the jobs not finished yet."""
-    embed = discord.Embed(title="Video bot settings", colour=cards.BRAND_COLOUR)
-    channels = channel_list(settings.allowed_channel_ids) if settings.allowed_channel_ids else "Every channel"
-    embed.add_field(name="Channels", value=channels, inline=False)
-    review = f"<#{settings.review_channel_id}>" if settings.review_channel_id else "Off"
-    embed.add_field(name="Review", value=review, inline=True)
-    audit_log = f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else "Off"
-    embed.add_field(name="Audit log", value=audit_log, inline=True)
-    directory = f"On ({DIRECTORY_DISCOUNT} credits off, published)" if settings.directory_discount else "Off"
-    embed.add_field(name="Prompt Directory", value=directory, inline=True)
-    embed.add_field(name="Allowance", value=allowance_text(settings)[:1024], inline=False)
-    embed.add_field(name="Server budget", value=budget_text(spend), inline=False)
-    embed.add_field(name="Jobs in flight", value=in_flight_text(counts), inline=True)
-    embed.add_field(
-        name="Per member",
-        value=f"{settings.max_active_jobs} at a time · default model {cards.model_label(settings.default_model)}",
-        inline=True,
-    )
-    embed.add_field(
-        name=f"Blocklist ({len(settings.blocklist_terms)})",
-        value=blocklist_text(settings.blocklist_terms),
-        inline=False,
-    )
-    return embed
 
 
 @app_commands.guild_only()
