@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15
-#: The worker ticks every second; this long without a finished pass means it is stuck.
+#: The worker finishes a pass several times a second; this long without one means it is stuck.
 WORKER_STALE_SECONDS = 120
 
 

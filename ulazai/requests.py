@@ -5,9 +5,10 @@ Two layers, because the bot needs both:
 * :class:`VideoSpec` is model-agnostic: it is what a slash command collects and what a job stores, so a
   job can be shown, priced and regenerated without knowing the wire format.
 * :class:`Kling30Request` and :class:`Kling26Request` are the two documented JSON bodies, field for
-  field (see ``/work/shared/provider-docs``). Their validators enforce every documented rule, so a
-  payload the provider forbids cannot be built at all, not even by code that skips
-  :func:`build_request` (the fake provider validates incoming bodies with the same models).
+  field (the provider's API pages; the README sums up where they are silent). Their validators
+  enforce every documented rule, so a payload the provider forbids cannot be built at all, not even
+  by code that skips :func:`build_request`. The fake provider (``sandbox/``) checks incoming bodies
+  with rules of its own, written apart from these, so the two check each other.
 
 :func:`build_request` turns a spec into the right payload. Every refusal is an
 :class:`~ulazai.errors.InvalidRequestError` whose message is one sentence a Discord member can act
