@@ -32,8 +32,9 @@ Decisions (where the issue left a choice):
 * **Active jobs** are those in review, queued, submitting or processing; a completed job no longer
   counts against the member's cap.
 
-See :mod:`storage.states` for the transition table, :mod:`storage.accounts` for the ledger, and
-:mod:`storage.reservations` for job creation, the hot path (on SQLite its driver connection,
+See :mod:`storage.states` for the transition table, :mod:`storage.transitions` for what each of the
+facade's transitions does to credits, :mod:`storage.accounts` for the ledger, :mod:`storage.results`
+for the values returned, and :mod:`storage.reservations` for job creation, the hot path (on SQLite its driver connection,
 :mod:`storage._sqlite`, makes one trip to the database thread per statement).
 """
 
@@ -52,11 +53,12 @@ from storage.errors import (
     StorageError,
     TooManyActiveJobs,
 )
-from storage.guilds import BudgetSnapshot, GuildSettingsChanges
+from storage.guilds import GuildSettingsChanges
 from storage.jobs import JobRequest
 from storage.models import BotState, GuildSettings, Job, LedgerEntry, MemberAccount
 from storage.periods import Period
-from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, Balance, GrantResult, Storage
+from storage.results import Balance, BudgetSnapshot, GrantResult
+from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, Storage
 from storage.states import ACTIVE_STATES, TERMINAL_STATES, TRANSITIONS, JobState
 
 __all__ = [

@@ -21,6 +21,7 @@ from storage._sql import at, insert_ignore, rowcount
 from storage.errors import BudgetExceeded, InvalidSetting
 from storage.models import MODELS, GuildSettings, Job, UTCDateTime, table
 from storage.periods import BUDGET_PERIODS, Period, next_period_start, period_start
+from storage.results import BudgetSnapshot
 
 GUILDS = table(GuildSettings)
 
@@ -40,22 +41,6 @@ class GuildSettingsChanges(TypedDict, total=False):
     max_active_jobs: int
     budget_credits: int | None
     budget_period: Period | str
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetSnapshot:
-    """A server's spend in its current budget period."""
-
-    guild_id: int
-    period: Period
-    period_start: datetime
-    resets_at: datetime
-    spent: int
-    budget: int | None
-
-    @property
-    def remaining(self) -> int | None:
-        return None if self.budget is None else max(self.budget - self.spent, 0)
 
 
 def _non_negative(field: str, value: object) -> int:

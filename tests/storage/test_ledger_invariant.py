@@ -43,7 +43,7 @@ from storage import (
 )
 from storage.states import TRANSITIONS
 from tests.storage.conftest import ENGINES
-from tests.storage.helpers import REQUEST, FakeClock, check_ledger, next_interaction
+from tests.storage.helpers import REQUEST, FakeClock, check_ledger, claim, next_interaction
 
 T = TypeVar("T")
 MEMBERS = (10, 11, 12)
@@ -98,7 +98,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def lease_all(self) -> None:
         self.run(
-            self.storage.claim(OWNER, [JobState.QUEUED, JobState.PROCESSING, JobState.COMPLETED], limit=1000)
+            claim(self.storage, OWNER, [JobState.QUEUED, JobState.PROCESSING, JobState.COMPLETED], limit=1000)
         )
 
     @initialize(

@@ -20,7 +20,7 @@ from storage.database import DEFAULT_DATABASE_URL, alembic_config
 from storage.models import metadata
 from tests.postgres import create_database, drop_database
 from tests.storage.conftest import ENGINES
-from tests.storage.helpers import FakeClock, check_ledger, make_job, migrate_in_thread
+from tests.storage.helpers import FakeClock, check_ledger, claim, ledger_entries, make_job, migrate_in_thread
 
 _databases = itertools.count()
 
@@ -62,17 +62,17 @@ async def test_upgrade_keeps_balances_and_jobs(empty_url: str) -> None:
         await storage.update_guild_settings(1, allowance_credits=400, budget_credits=5000)
         queued = await make_job(storage, estimate=120)
         done = await make_job(storage, estimate=200, user_id=11)
-        await storage.claim_for_submit("w", limit=5)
+        await claim(storage, "w", limit=5)
         await storage.mark_submitting(done.id or 0, owner="w")
         await storage.mark_processing(done.id or 0, owner="w", task_id="t-1", credits_used=180)
         before = [await storage.balance(1, 10), await storage.balance(1, 11)]
-        ledger_before = await storage.ledger_entries(1, 10) + await storage.ledger_entries(1, 11)
+        ledger_before = await ledger_entries(storage, 1, 10) + await ledger_entries(storage, 1, 11)
 
     await upgrade_to_head(empty_url)
 
     async with Storage(empty_url, clock=clock) as storage:
         assert [await storage.balance(1, 10), await storage.balance(1, 11)] == before
-        ledger_after = await storage.ledger_entries(1, 10) + await storage.ledger_entries(1, 11)
+        ledger_after = await ledger_entries(storage, 1, 10) + await ledger_entries(storage, 1, 11)
         assert [e.model_dump() for e in ledger_after] == [e.model_dump() for e in ledger_before]
         reloaded = await storage.get_job(queued.id or 0)
         assert reloaded is not None
