@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs.common import NO_MENTIONS
-from storage import Job, JobState
+from storage import DeliveredVia, Job, JobState
 from ulazai.polling import progress_share
 from ulazai.requests import KlingModel
 from ulazai.results import EstimatedTime
@@ -158,7 +158,7 @@ def jump_url(guild_id: int, channel_id: int, message_id: int) -> str:
 
 def job_link(job: Job) -> str | None:
     """Where to see the job: the posted video when there is one, else its status card."""
-    if job.posted_message_id is not None and job.delivery_notes and "direct message" in job.delivery_notes:
+    if job.posted_message_id is not None and job.delivered_via is DeliveredVia.DIRECT_MESSAGE:
         return job.video_url  # it went to the member's DMs: a channel link would lead nowhere
     message_id = job.posted_message_id or job.status_message_id
     return None if message_id is None else jump_url(job.guild_id, job.channel_id, message_id)

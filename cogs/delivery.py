@@ -38,7 +38,7 @@ from cogs import cards
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, mention_only
 from cogs.video import posted_video_view
-from storage import InvalidTransition, Job, JobNotFound, JobState, LeaseLost
+from storage import DeliveredVia, InvalidTransition, Job, JobNotFound, JobState, LeaseLost
 from ulazai.download import (
     DownloadedVideo,
     DownloadError,
@@ -432,11 +432,11 @@ class Delivery(commands.Cog):
             except DownloadError as error:
                 log.warning("Could not download the video of job %s: %r", job.id, error)
                 why_link = "I could not download it to attach it here"
-            message, notes = await self.post(job, video, why_link)
+            message, via, notes = await self.post(job, video, why_link)
         finally:
             if video is not None:
                 await asyncio.to_thread(video.cleanup)
-        if message is None:
+        if message is None or via is None:
             job = await self.bot.storage.fail(
                 job_id, owner=self.owner, reason=f"could not be posted: {notes}"
             )
@@ -444,14 +444,14 @@ class Delivery(commands.Cog):
             await audit(self.bot, job.guild_id, f"⚠️ The video of job #{job.id} could not be posted: {notes}.")
             return
         job = await self.bot.storage.mark_delivered(
-            job_id, owner=self.owner, message_id=message.id, notes=notes
+            job_id, owner=self.owner, message_id=message.id, via=via, notes=notes
         )
         await self.cards.update(job, force=True)
         await audit(self.bot, job.guild_id, audit_lines.delivered(job))
 
     async def post(
         self, job: Job, video: DownloadedVideo | None, why_link: str | None
-    ) -> tuple[discord.Message | None, str]:
+    ) -> tuple[discord.Message | None, DeliveredVia | None, str]:
         """Post the video: attached when it fits, else as a link; in the channel, else by DM."""
         assert job.id is not None
         assert job.video_url is not None
@@ -465,16 +465,16 @@ class Delivery(commands.Cog):
         reference = cards.card_reference(job)
         attach = video is not None and why_link is None
         try:
-            return await self._send(channel, job, video if attach else None, why_link, reference), (
-                "attached" if attach else f"posted as a link: {why_link}"
-            )
+            message = await self._send(channel, job, video if attach else None, why_link, reference)
+            if attach:
+                return message, DeliveredVia.ATTACHMENT, "attached"
+            return message, DeliveredVia.LINK, f"posted as a link: {why_link}"
         except discord.HTTPException as error:
             if error.code == TOO_LARGE and attach:
                 why_link = "Discord refused the file as too large for this server"
                 with contextlib.suppress(discord.HTTPException):
-                    return await self._send(
-                        channel, job, None, why_link, reference
-                    ), f"posted as a link: {why_link}"
+                    message = await self._send(channel, job, None, why_link, reference)
+                    return message, DeliveredVia.LINK, f"posted as a link: {why_link}"
             elif error.code not in (UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS):
                 raise  # 5xx and 429 were already retried by discord.py; try again on a later pass
             channel_problem = f"the channel refused it (Discord error {error.code})"
@@ -486,9 +486,10 @@ class Delivery(commands.Cog):
             message = await self._send(
                 dm, job, video if fits else None, None if fits else "it is too big to attach", None
             )
-            return message, f"sent by direct message: {channel_problem}"
+            return message, DeliveredVia.DIRECT_MESSAGE, f"sent by direct message: {channel_problem}"
         except discord.HTTPException as error:
-            return None, f"{channel_problem}, and a direct message failed too (Discord error {error.code})"
+            failed = f"{channel_problem}, and a direct message failed too (Discord error {error.code})"
+            return None, None, failed
 
     async def _send(
         self,

@@ -31,11 +31,13 @@ Decisions (where the issue left a choice):
   provider charged for it. The video URL stays on the job for an admin to act on.
 * **Active jobs** are those in review, queued, submitting or processing; a completed job no longer
   counts against the member's cap.
+* **How a video was delivered** (attachment, link, direct message) is the job's ``delivered_via``;
+  its ``delivery_notes`` are words for people (the audit log), never parsed to tell which.
 
 See :mod:`storage.states` for the transition table, :mod:`storage.transitions` for what each of the
 facade's transitions does to credits, :mod:`storage.accounts` for the ledger, :mod:`storage.results`
-for the values returned, and :mod:`storage.reservations` for job creation, the hot path (on SQLite its driver connection,
-:mod:`storage._sqlite`, makes one trip to the database thread per statement).
+for the values returned, and :mod:`storage.reservations` for job creation, the hot path (on SQLite
+its driver connection, :mod:`storage._sqlite`, makes one trip to the database thread per statement).
 """
 
 from storage.accounts import LedgerKind
@@ -59,7 +61,7 @@ from storage.models import BotState, GuildSettings, Job, LedgerEntry, MemberAcco
 from storage.periods import Period
 from storage.results import Balance, BudgetSnapshot, GrantResult
 from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, Storage
-from storage.states import ACTIVE_STATES, TERMINAL_STATES, TRANSITIONS, JobState
+from storage.states import ACTIVE_STATES, TERMINAL_STATES, TRANSITIONS, DeliveredVia, JobState
 
 __all__ = [
     "ACTIVE_STATES",
@@ -72,6 +74,7 @@ __all__ = [
     "BotState",
     "BudgetExceeded",
     "BudgetSnapshot",
+    "DeliveredVia",
     "DuplicateInteraction",
     "DuplicateOperation",
     "GrantResult",

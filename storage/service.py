@@ -37,7 +37,7 @@ from storage.jobs import JobRequest
 from storage.models import GuildSettings, Job, detached_job
 from storage.periods import as_utc, period_start, utcnow
 from storage.results import Balance, BudgetSnapshot, GrantResult
-from storage.states import JobState
+from storage.states import DeliveredVia, JobState
 from storage.transitions import Action, Details
 
 log = logging.getLogger(__name__)
@@ -413,14 +413,21 @@ class Storage:
         )
 
     async def mark_delivered(
-        self, job_id: int, *, owner: str | None, message_id: int, notes: str | None = None
+        self,
+        job_id: int,
+        *,
+        owner: str | None,
+        message_id: int,
+        via: DeliveredVia,
+        notes: str | None = None,
     ) -> Job:
-        """completed -> delivered: the video (or its link) was posted as ``message_id``."""
+        """completed -> delivered: the video was posted as ``message_id``, ``via`` an attachment, a
+        link or a direct message (``notes`` say why, in words for the audit log)."""
         return await self._transition(
             job_id,
             "mark_delivered",
             owner=owner,
-            values={"posted_message_id": message_id, "delivery_notes": notes},
+            values={"posted_message_id": message_id, "delivered_via": via, "delivery_notes": notes},
         )
 
     async def fail(self, job_id: int, *, owner: str | None, reason: str) -> Job:

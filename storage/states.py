@@ -47,6 +47,14 @@ class JobState(StrEnum):
     LOST = "lost"
 
 
+class DeliveredVia(StrEnum):
+    """How a delivered video reached the member (so nobody has to read the delivery notes to know)."""
+
+    ATTACHMENT = "attachment"  # the file, in the job's channel
+    LINK = "link"  # the provider's link, in the job's channel (too big, or not downloadable)
+    DIRECT_MESSAGE = "direct_message"  # in the member's DMs: the channel refused it
+
+
 S = JobState
 
 #: Every allowed move; anything else raises :class:`storage.errors.InvalidTransition`.

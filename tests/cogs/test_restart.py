@@ -134,7 +134,7 @@ async def test_a_repeated_post_of_the_same_job_is_the_same_message(tmp_path: Pat
         assert delivered is not None
         assert delivered.state is JobState.DELIVERED
         cog = h.bot.get_cog("Delivery")
-        again, _ = await cog.post(delivered, None, None)  # type: ignore[union-attr]
+        again, _, _ = await cog.post(delivered, None, None)  # type: ignore[union-attr]
         assert again is not None
         assert again.id == delivered.posted_message_id
         assert len(videos_posted(h.fake, h.videos)) == 1

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from storage import (
+    DeliveredVia,
     DuplicateInteraction,
     InvalidTransition,
     JobNotFound,
@@ -52,7 +53,9 @@ async def test_happy_path_keeps_every_request_field(storage: Storage, clock: Fak
     job = await storage.mark_completed(
         job.id or 0, owner="worker-b", video_url="https://v/x.mp4", credits_charged=310
     )
-    job = await storage.mark_delivered(job.id or 0, owner="worker-b", message_id=901, notes="uploaded 12 MB")
+    job = await storage.mark_delivered(
+        job.id or 0, owner="worker-b", message_id=901, via=DeliveredVia.ATTACHMENT, notes="uploaded 12 MB"
+    )
     loaded = await storage.get_job(job.id or 0)
     assert loaded is not None
     assert loaded.state is JobState.DELIVERED
@@ -73,6 +76,7 @@ async def test_happy_path_keeps_every_request_field(storage: Storage, clock: Fak
         180,
         "uploaded 12 MB",
     )
+    assert loaded.delivered_via is DeliveredVia.ATTACHMENT
     assert loaded.submitted_at is not None
     assert loaded.completed_at is not None
     assert aware(loaded.submitted_at)

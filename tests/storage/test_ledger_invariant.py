@@ -35,6 +35,7 @@ from hypothesis.stateful import (
 
 from storage import (
     BudgetExceeded,
+    DeliveredVia,
     InsufficientCredits,
     InvalidTransition,
     JobState,
@@ -169,7 +170,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 job, owner=OWNER, task_id=f"t{job}", credits_used=used
             ),
             JobState.COMPLETED: storage.mark_completed(job, owner=OWNER, video_url="https://v/x.mp4"),
-            JobState.DELIVERED: storage.mark_delivered(job, owner=OWNER, message_id=9),
+            JobState.DELIVERED: storage.mark_delivered(job, owner=OWNER, message_id=9, via=DeliveredVia.LINK),
             JobState.FAILED: storage.fail(job, owner=None, reason="boom"),
             JobState.LOST: storage.mark_lost(job, owner=None, reason="timeout"),
         }
