@@ -1,14 +1,14 @@
 """All persistent state of the bot: guild settings, credits, the ledger and the job state machine.
 
-Knows nothing of Discord (ids are plain integers) and never imports discord, ``ulazai`` or ``cogs``.
-The bot uses one :class:`Storage`, built from ``DATABASE_URL`` (SQLite by default, PostgreSQL for
-several processes), and calls ``await storage.migrate()`` before it starts.
+Knows nothing of Discord (ids are plain integers) and never imports discord, ``cogs``, ``generation``
+or ``ulazai``. The bot uses one :class:`Storage`, built from ``DATABASE_URL`` (SQLite by default,
+PostgreSQL for several processes), and calls ``await storage.migrate()`` before it starts.
 
 Decisions (where the issue left a choice):
 
-* **Defaults.** A new server allows 300 credits per member per week (about 11 s of Kling 3.0
-  standard video or five short 2.6 clips), 2 unfinished jobs per member, no server budget, the
-  Prompt Directory discount off, model ``kling-3.0``.
+* **Defaults.** A new server gets the ``DEFAULT_*`` values of :mod:`storage.models` (an allowance
+  per member per week, a cap on each member's unfinished jobs, a model, a monthly budget period),
+  no server budget, and the Prompt Directory discount off.
 * **Allowance.** A member's allowance is the largest of the server default and their roles'. It is
   refilled lazily by whoever first touches the account in a new UTC period (daily 00:00, weekly
   Monday 00:00, monthly the 1st 00:00): the unused rest expires (ledger ``expire``) and the new

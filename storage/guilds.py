@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage._sql import at, insert_ignore, rowcount
 from storage.errors import BudgetExceeded, InvalidSetting
-from storage.models import MODELS, GuildSettings, Job, UTCDateTime, table
+from storage.models import DEFAULT_BUDGET_PERIOD, MODELS, GuildSettings, Job, UTCDateTime, table
 from storage.periods import BUDGET_PERIODS, Period, next_period_start, period_start
 from storage.results import BudgetSnapshot
 
@@ -235,7 +235,7 @@ async def budget(session: AsyncSession, guild_id: int, now: datetime) -> BudgetS
             ).where(GUILDS.c.guild_id == guild_id)
         )
     ).one_or_none()
-    kind = Period(row.budget_period) if row is not None else Period.MONTHLY
+    kind = Period(row.budget_period) if row is not None else DEFAULT_BUDGET_PERIOD
     start = period_start(kind, now)
     spent = row.budget_spent if row is not None and row.budget_period_start == start else 0
     return BudgetSnapshot(

@@ -44,6 +44,7 @@ DEFAULT_MODEL = "kling-3.0"
 DEFAULT_ALLOWANCE_CREDITS = 300
 DEFAULT_ALLOWANCE_PERIOD = Period.WEEKLY
 DEFAULT_MAX_ACTIVE_JOBS = 2
+DEFAULT_BUDGET_PERIOD = Period.MONTHLY
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -132,7 +133,7 @@ class GuildSettings(SQLModel, table=True):
     directory_discount: bool = False
     max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS
     budget_credits: int | None = None
-    budget_period: str = Field(default=Period.MONTHLY.value, sa_type=sa.String(16))
+    budget_period: str = Field(default=DEFAULT_BUDGET_PERIOD.value, sa_type=sa.String(16))
     budget_period_start: datetime | None = _when(nullable=True, default=None)
     budget_spent: int = 0
     created_at: datetime = _when(default_factory=utcnow)
