@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.database import DEFAULT_DATABASE_URL
+
 #: The provider's production API (documented in .env.example).
 DEFAULT_ULAZAI_BASE_URL = "https://ulazai.com"
 
@@ -59,7 +61,7 @@ class Settings(BaseSettings):
     discord_token: SecretStr
     ulazai_api_key: SecretStr
     ulazai_base_url: str = DEFAULT_ULAZAI_BASE_URL
-    database_url: str = "sqlite+aiosqlite:///data/kling-bot.db"
+    database_url: str = DEFAULT_DATABASE_URL
     dev_guild_id: Annotated[int, Field(gt=0)] | None = None
     log_level: LogLevel = "INFO"
     heartbeat_file: Path = Path("data/heartbeat")

@@ -16,7 +16,7 @@ import discord
 
 from cogs import cards
 from cogs.common import NO_MENTIONS
-from storage import Job, JobState
+from storage import DeliveredVia, Job, JobState
 
 if TYPE_CHECKING:
     from bot import KlingBot
@@ -79,7 +79,7 @@ def rejected(job: Job) -> str:
 
 def delivered(job: Job) -> str:
     where = f"<#{job.channel_id}>"
-    if job.delivery_notes and job.delivery_notes != "attached":
+    if job.delivery_notes and job.delivered_via is not DeliveredVia.ATTACHMENT:
         where += f" ({job.delivery_notes})"
     return (
         f"🎬 Job #{job.id} of {who(job.user_id)} delivered in {where}; {cards.job_cost(job)} credits spent."

@@ -17,7 +17,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from storage.database import DEFAULT_DATABASE_URL, create_engine
-from storage.models import JobStateType, UTCDateTime, metadata
+from storage.models import EnumText, UTCDateTime, metadata
 
 config = context.config
 
@@ -35,7 +35,7 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
     """Render our aware-UTC type as the plain column type it is, so scripts never import storage."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
-    if type_ == "type" and isinstance(obj, JobStateType):
+    if type_ == "type" and isinstance(obj, EnumText):
         return f"sa.String(length={obj.impl.length})"
     return False
 

@@ -1,14 +1,14 @@
 """All persistent state of the bot: guild settings, credits, the ledger and the job state machine.
 
-Knows nothing of Discord (ids are plain integers) and never imports discord, ``ulazai`` or ``cogs``.
-The bot uses one :class:`Storage`, built from ``DATABASE_URL`` (SQLite by default, PostgreSQL for
-several processes), and calls ``await storage.migrate()`` before it starts.
+Knows nothing of Discord (ids are plain integers) and never imports discord, ``cogs``, ``generation``
+or ``ulazai``. The bot uses one :class:`Storage`, built from ``DATABASE_URL`` (SQLite by default,
+PostgreSQL for several processes), and calls ``await storage.migrate()`` before it starts.
 
 Decisions (where the issue left a choice):
 
-* **Defaults.** A new server allows 300 credits per member per week (about 11 s of Kling 3.0
-  standard video or five short 2.6 clips), 2 unfinished jobs per member, no server budget, the
-  Prompt Directory discount off, model ``kling-3.0``.
+* **Defaults.** A new server gets the ``DEFAULT_*`` values of :mod:`storage.models` (an allowance
+  per member per week, a cap on each member's unfinished jobs, a model, a monthly budget period),
+  no server budget, and the Prompt Directory discount off.
 * **Allowance.** A member's allowance is the largest of the server default and their roles'. It is
   refilled lazily by whoever first touches the account in a new UTC period (daily 00:00, weekly
   Monday 00:00, monthly the 1st 00:00): the unused rest expires (ledger ``expire``) and the new
@@ -31,10 +31,13 @@ Decisions (where the issue left a choice):
   provider charged for it. The video URL stays on the job for an admin to act on.
 * **Active jobs** are those in review, queued, submitting or processing; a completed job no longer
   counts against the member's cap.
+* **How a video was delivered** (attachment, link, direct message) is the job's ``delivered_via``;
+  its ``delivery_notes`` are words for people (the audit log), never parsed to tell which.
 
-See :mod:`storage.states` for the transition table, :mod:`storage.accounts` for the ledger, and
-:mod:`storage.reservations` for job creation, the hot path (on SQLite its driver connection,
-:mod:`storage._sqlite`, makes one trip to the database thread per statement).
+See :mod:`storage.states` for the transition table, :mod:`storage.transitions` for what each of the
+facade's transitions does to credits, :mod:`storage.accounts` for the ledger, :mod:`storage.results`
+for the values returned, and :mod:`storage.reservations` for job creation, the hot path (on SQLite
+its driver connection, :mod:`storage._sqlite`, makes one trip to the database thread per statement).
 """
 
 from storage.accounts import LedgerKind
@@ -52,12 +55,13 @@ from storage.errors import (
     StorageError,
     TooManyActiveJobs,
 )
-from storage.guilds import BudgetSnapshot, GuildSettingsChanges
+from storage.guilds import GuildSettingsChanges
 from storage.jobs import JobRequest
 from storage.models import BotState, GuildSettings, Job, LedgerEntry, MemberAccount
 from storage.periods import Period
-from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, Balance, GrantResult, Storage
-from storage.states import ACTIVE_STATES, TERMINAL_STATES, TRANSITIONS, JobState
+from storage.results import Balance, BudgetSnapshot, GrantResult
+from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, Storage
+from storage.states import ACTIVE_STATES, TERMINAL_STATES, TRANSITIONS, DeliveredVia, JobState
 
 __all__ = [
     "ACTIVE_STATES",
@@ -70,6 +74,7 @@ __all__ = [
     "BotState",
     "BudgetExceeded",
     "BudgetSnapshot",
+    "DeliveredVia",
     "DuplicateInteraction",
     "DuplicateOperation",
     "GrantResult",

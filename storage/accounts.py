@@ -16,13 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage._sql import Executor, at, insert_ignore
 from storage.errors import InsufficientCredits, TooManyActiveJobs
-from storage.models import Job, LedgerEntry, MemberAccount, UTCDateTime, table
+from storage.models import GuildSettings, Job, LedgerEntry, MemberAccount, UTCDateTime, table
+from storage.periods import Period, next_period_start
+from storage.results import Balance
 
 ACC = table(MemberAccount)
 LEDGER = table(LedgerEntry)
@@ -69,71 +72,67 @@ def period_key(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%MZ")
 
 
-def ledger_row(
-    *,
-    guild_id: int,
-    user_id: int,
-    kind: LedgerKind,
-    amount: int,
-    key: str,
-    now: datetime,
-    allowance: int = 0,
-    bonus: int = 0,
-    reserved: int = 0,
-    job_id: int | None = None,
-    actor_id: int | None = None,
-    note: str | None = None,
-) -> dict[str, object]:
+class Movement(TypedDict):
+    """One ledger row's worth of movement: the three deltas default to 0, the rest to nothing."""
+
+    guild_id: int
+    user_id: int
+    kind: LedgerKind
+    amount: int
+    key: str
+    now: datetime
+    allowance: NotRequired[int]
+    bonus: NotRequired[int]
+    reserved: NotRequired[int]
+    job_id: NotRequired[int | None]
+    actor_id: NotRequired[int | None]
+    note: NotRequired[str | None]
+
+
+def ledger_row(**m: Unpack[Movement]) -> dict[str, object]:
     """The parameters of :data:`INSERT_LEDGER` for one movement (see :func:`record`)."""
     return {
-        "guild_id": guild_id,
-        "user_id": user_id,
-        "job_id": job_id,
-        "actor_id": actor_id,
-        "kind": kind.value,
-        "amount": amount,
-        "allowance_delta": allowance,
-        "bonus_delta": bonus,
-        "reserved_delta": reserved,
-        "idempotency_key": key,
-        "note": note,
-        "created_at": now,
+        "guild_id": m["guild_id"],
+        "user_id": m["user_id"],
+        "job_id": m.get("job_id"),
+        "actor_id": m.get("actor_id"),
+        "kind": m["kind"].value,
+        "amount": m["amount"],
+        "allowance_delta": m.get("allowance", 0),
+        "bonus_delta": m.get("bonus", 0),
+        "reserved_delta": m.get("reserved", 0),
+        "idempotency_key": m["key"],
+        "note": m.get("note"),
+        "created_at": m["now"],
     }
 
 
-async def record(
-    session: Executor,
-    *,
-    guild_id: int,
-    user_id: int,
-    kind: LedgerKind,
-    amount: int,
-    key: str,
-    now: datetime,
-    allowance: int = 0,
-    bonus: int = 0,
-    reserved: int = 0,
-    job_id: int | None = None,
-    actor_id: int | None = None,
-    note: str | None = None,
-) -> None:
+async def record(session: Executor, **movement: Unpack[Movement]) -> None:
     """Append one ledger row (its unique ``key`` makes a replay fail instead of moving twice)."""
-    await session.execute(
-        INSERT_LEDGER,
-        ledger_row(
-            guild_id=guild_id,
-            user_id=user_id,
-            kind=kind,
-            amount=amount,
-            key=key,
-            now=now,
-            allowance=allowance,
-            bonus=bonus,
-            reserved=reserved,
-            job_id=job_id,
-            actor_id=actor_id,
-            note=note,
-        ),
+    await session.execute(INSERT_LEDGER, ledger_row(**movement))
+
+
+async def applied(session: Executor, key: str) -> bool:
+    """Whether the operation with idempotency ``key`` is in the ledger already."""
+    found = await session.execute(sa.select(LEDGER.c.id).where(LEDGER.c.idempotency_key == key))
+    return found.first() is not None
+
+
+async def balance(session: AsyncSession, settings: GuildSettings, user_id: int, now: datetime) -> Balance:
+    """The member's balance as this transaction sees it (the account exists: see :func:`sync_allowance`)."""
+    account = await session.get(MemberAccount, (settings.guild_id, user_id), populate_existing=True)
+    assert account is not None
+    return Balance(
+        guild_id=settings.guild_id,
+        user_id=user_id,
+        allowance_left=account.allowance_credits,
+        allowance_total=account.allowance_granted,
+        bonus=account.bonus_credits,
+        reserved=account.reserved_credits,
+        active_jobs=account.active_jobs,
+        period=Period(settings.allowance_period),
+        period_start=account.period_start,
+        next_refill_at=next_period_start(settings.allowance_period, now),
     )
 
 
@@ -171,33 +170,23 @@ async def sync_allowance(
             "updated_at": now,
         },
     )
-    if inserted:
-        if allowance:
-            await record(
-                session,
-                **who,
-                kind=LedgerKind.REFILL,
-                amount=allowance,
-                allowance=allowance,
-                key=f"refill:{guild_id}:{user_id}:{pkey}",
-                now=now,
+    if not inserted:
+        refill = await session.execute(
+            sa.update(ACC)
+            .where(_member(guild_id, user_id), ACC.c.period_start < at(period_start))
+            .values(
+                last_moved=ACC.c.allowance_credits,
+                allowance_credits=allowance,
+                allowance_granted=allowance,
+                period_start=at(period_start),
+                updated_at=now,
             )
-        return
-
-    refill = await session.execute(
-        sa.update(ACC)
-        .where(_member(guild_id, user_id), ACC.c.period_start < at(period_start))
-        .values(
-            last_moved=ACC.c.allowance_credits,
-            allowance_credits=allowance,
-            allowance_granted=allowance,
-            period_start=at(period_start),
-            updated_at=now,
+            .returning(ACC.c.last_moved)
         )
-        .returning(ACC.c.last_moved)
-    )
-    expired = refill.scalar_one_or_none()
-    if expired is not None:
+        expired = refill.scalar_one_or_none()
+        if expired is None:  # already in this period
+            await _top_up(session, who, allowance=allowance, period_start=period_start, now=now)
+            return
         if expired:
             await record(
                 session,
@@ -208,22 +197,26 @@ async def sync_allowance(
                 key=f"expire:{guild_id}:{user_id}:{pkey}",
                 now=now,
             )
-        if allowance:
-            await record(
-                session,
-                **who,
-                kind=LedgerKind.REFILL,
-                amount=allowance,
-                allowance=allowance,
-                key=f"refill:{guild_id}:{user_id}:{pkey}",
-                now=now,
-            )
-        return
+    if allowance:
+        await record(
+            session,
+            **who,
+            kind=LedgerKind.REFILL,
+            amount=allowance,
+            allowance=allowance,
+            key=f"refill:{guild_id}:{user_id}:{pkey}",
+            now=now,
+        )
 
+
+async def _top_up(
+    session: Executor, who: _Member, *, allowance: int, period_start: datetime, now: datetime
+) -> None:
+    """Raise this period's allowance to ``allowance`` if a role made it larger (never lower it)."""
     top_up = await session.execute(
         sa.update(ACC)
         .where(
-            _member(guild_id, user_id),
+            _member(who["guild_id"], who["user_id"]),
             ACC.c.period_start == at(period_start),
             ACC.c.allowance_granted < allowance,
         )
@@ -243,7 +236,7 @@ async def sync_allowance(
             kind=LedgerKind.REFILL,
             amount=added,
             allowance=added,
-            key=f"topup:{guild_id}:{user_id}:{pkey}:{allowance}",
+            key=f"topup:{who['guild_id']}:{who['user_id']}:{period_key(period_start)}:{allowance}",
             now=now,
             note="allowance raised by a role",
         )

@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage._sql import at, insert_ignore, rowcount
 from storage.errors import BudgetExceeded, InvalidSetting
-from storage.models import MODELS, GuildSettings, Job, UTCDateTime, table
+from storage.models import DEFAULT_BUDGET_PERIOD, MODELS, GuildSettings, Job, UTCDateTime, table
 from storage.periods import BUDGET_PERIODS, Period, next_period_start, period_start
+from storage.results import BudgetSnapshot
 
 GUILDS = table(GuildSettings)
 
@@ -40,22 +41,6 @@ class GuildSettingsChanges(TypedDict, total=False):
     max_active_jobs: int
     budget_credits: int | None
     budget_period: Period | str
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetSnapshot:
-    """A server's spend in its current budget period."""
-
-    guild_id: int
-    period: Period
-    period_start: datetime
-    resets_at: datetime
-    spent: int
-    budget: int | None
-
-    @property
-    def remaining(self) -> int | None:
-        return None if self.budget is None else max(self.budget - self.spent, 0)
 
 
 def _non_negative(field: str, value: object) -> int:
@@ -250,7 +235,7 @@ async def budget(session: AsyncSession, guild_id: int, now: datetime) -> BudgetS
             ).where(GUILDS.c.guild_id == guild_id)
         )
     ).one_or_none()
-    kind = Period(row.budget_period) if row is not None else Period.MONTHLY
+    kind = Period(row.budget_period) if row is not None else DEFAULT_BUDGET_PERIOD
     start = period_start(kind, now)
     spent = row.budget_spent if row is not None and row.budget_period_start == start else 0
     return BudgetSnapshot(

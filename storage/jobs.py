@@ -1,4 +1,4 @@
-"""Job primitives: the compare-and-set transition and lease claiming.
+"""The job table: the compare-and-set transition, lease claiming, and the look-ups the bot makes.
 
 A transition is ``UPDATE jobs SET state = :new ... WHERE id = :id AND state = :seen`` (plus
 ``AND lease_owner = :me`` for a worker), so two actors racing for the same job - a member
@@ -112,8 +112,38 @@ async def move(
     raise LeaseLost(job_id=job.id, owner=owner or "", holder=current.lease_owner)
 
 
-def _lease_free(now: datetime) -> sa.ColumnElement[bool]:
+def lease_free(now: datetime) -> sa.ColumnElement[bool]:
+    """Nobody holds the job: never leased, or the lease ran out."""
     return sa.or_(col(Job.lease_expires_at).is_(None), col(Job.lease_expires_at) <= now)
+
+
+def due(now: datetime) -> sa.ColumnElement[bool]:
+    """The job's next attempt (submit, poll) is not in the future."""
+    return sa.or_(col(Job.next_attempt_at).is_(None), col(Job.next_attempt_at) <= now)
+
+
+async def take_leases(
+    session: AsyncSession,
+    ids: Sequence[int | None],  # the id column's type (a new model's id is None until inserted)
+    owner: str,
+    *,
+    states: Iterable[JobState],
+    lease_until: datetime,
+    now: datetime,
+) -> list[Job]:
+    """Stamp ``owner``'s lease on the jobs ``ids`` (picked ``FOR UPDATE SKIP LOCKED`` by the caller)
+    that are still free and in ``states``; returns them in the order of ``ids``."""
+    if not ids:
+        return []
+    result = await session.execute(
+        sa.update(Job)
+        .where(col(Job.id).in_(ids), col(Job.state).in_(list(states)), lease_free(now))
+        .values(lease_owner=owner, lease_expires_at=lease_until, updated_at=now)
+        .returning(Job)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    by_id = {job.id: job for job in result.scalars().all()}
+    return [by_id[job_id] for job_id in ids if job_id in by_id]
 
 
 async def claim(
@@ -126,12 +156,12 @@ async def claim(
     now: datetime,
 ) -> list[Job]:
     """Lease up to ``limit`` due jobs in ``states`` that nobody holds, oldest first."""
-    due = sa.or_(col(Job.next_attempt_at).is_(None), col(Job.next_attempt_at) <= now)
+    wanted = list(states)
     ids = (
         (
             await session.execute(
                 sa.select(col(Job.id))
-                .where(col(Job.state).in_(list(states)), _lease_free(now), due)
+                .where(col(Job.state).in_(wanted), lease_free(now), due(now))
                 .order_by(col(Job.id))
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -140,16 +170,7 @@ async def claim(
         .scalars()
         .all()
     )
-    if not ids:
-        return []
-    result = await session.execute(
-        sa.update(Job)
-        .where(col(Job.id).in_(ids), _lease_free(now))
-        .values(lease_owner=owner, lease_expires_at=lease_until, updated_at=now)
-        .returning(Job)
-        .execution_options(populate_existing=True, synchronize_session=False)
-    )
-    return sorted(result.scalars().all(), key=lambda job: job.id or 0)
+    return await take_leases(session, ids, owner, states=wanted, lease_until=lease_until, now=now)
 
 
 async def fenced_update(session: AsyncSession, job_id: int, owner: str, values: dict[str, Any]) -> Job:
@@ -180,3 +201,44 @@ async def update_unfenced(session: AsyncSession, job_id: int, values: dict[str, 
     if job is None:
         raise JobNotFound(job_id)
     return job
+
+
+async def by_interaction(session: AsyncSession, interaction_id: int) -> Job | None:
+    """The job a Discord interaction created, if any (the interaction id is unique)."""
+    result = await session.execute(sa.select(Job).where(col(Job.interaction_id) == interaction_id))
+    return result.scalars().one_or_none()
+
+
+async def of_member(
+    session: AsyncSession, guild_id: int, user_id: int, *, limit: int, states: Iterable[JobState] | None
+) -> list[Job]:
+    """A member's newest jobs first, optionally only those in ``states``."""
+    query = sa.select(Job).where(col(Job.guild_id) == guild_id, col(Job.user_id) == user_id)
+    if states is not None:
+        query = query.where(col(Job.state).in_(list(states)))
+    result = await session.execute(query.order_by(col(Job.id).desc()).limit(limit))
+    return list(result.scalars().all())
+
+
+async def unfinished_counts(session: AsyncSession, guild_id: int) -> dict[JobState, int]:
+    """How many of one server's jobs are in each state that has not ended yet."""
+    rows = await session.execute(
+        sa.select(col(Job.state), sa.func.count())
+        .where(col(Job.guild_id) == guild_id, col(Job.state).not_in(list(TERMINAL_STATES)))
+        .group_by(col(Job.state))
+    )
+    return {JobState(state): int(count) for state, count in rows.all()}
+
+
+async def abandoned_submissions(session: AsyncSession, now: datetime) -> list[Job]:
+    """``submitting`` jobs whose lease ran out: generate calls a dead process left in flight.
+
+    Locked (``FOR UPDATE SKIP LOCKED``), oldest first, for the caller to move in its transaction.
+    """
+    result = await session.execute(
+        sa.select(Job)
+        .where(col(Job.state) == JobState.SUBMITTING, lease_free(now))
+        .order_by(col(Job.id))
+        .with_for_update(skip_locked=True)
+    )
+    return list(result.scalars().all())

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -22,7 +23,9 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from storage.periods import Period, as_utc, utcnow
-from storage.states import JobState
+from storage.states import DeliveredVia, JobState
+
+E = TypeVar("E", bound=StrEnum)
 
 #: Constraint names that are stable across engines, so migrations (and SQLite's batch mode) can refer
 #: to them by name.
@@ -41,6 +44,7 @@ DEFAULT_MODEL = "kling-3.0"
 DEFAULT_ALLOWANCE_CREDITS = 300
 DEFAULT_ALLOWANCE_PERIOD = Period.WEEKLY
 DEFAULT_MAX_ACTIVE_JOBS = 2
+DEFAULT_BUDGET_PERIOD = Period.MONTHLY
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -65,17 +69,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class JobStateType(TypeDecorator[JobState]):
-    """A :class:`JobState` stored as plain text (no native enum type to migrate on PostgreSQL)."""
+class EnumText(TypeDecorator[E]):
+    """A string enum stored as its plain text value (no native enum type to migrate on PostgreSQL)."""
 
     impl = sa.String(20)
     cache_ok = True
+    enum: type[E]
 
-    def process_bind_param(self, value: JobState | str | None, dialect: Dialect) -> str | None:
-        return None if value is None else JobState(value).value
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> JobState | None:
-        return None if value is None else JobState(value)
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
+
+
+class JobStateType(EnumText[JobState]):
+    """A :class:`JobState` column."""
+
+    cache_ok = True  # SQLAlchemy asks every subclass itself
+    enum = JobState
+
+
+class DeliveredViaType(EnumText[DeliveredVia]):
+    """A :class:`DeliveredVia` column."""
+
+    impl = sa.String(16)
+    cache_ok = True
+    enum = DeliveredVia
 
 
 def _id(*, nullable: bool = False, **kwargs: Any) -> Any:
@@ -113,7 +133,7 @@ class GuildSettings(SQLModel, table=True):
     directory_discount: bool = False
     max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS
     budget_credits: int | None = None
-    budget_period: str = Field(default=Period.MONTHLY.value, sa_type=sa.String(16))
+    budget_period: str = Field(default=DEFAULT_BUDGET_PERIOD.value, sa_type=sa.String(16))
     budget_period_start: datetime | None = _when(nullable=True, default=None)
     budget_spent: int = 0
     created_at: datetime = _when(default_factory=utcnow)
@@ -234,6 +254,9 @@ class Job(SQLModel, table=True):
     eta_high_seconds: int | None = None
     progress: int | None = None
     video_url: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    #: How the video was posted (``None`` until delivered, and for jobs delivered before it was recorded).
+    delivered_via: DeliveredVia | None = Field(default=None, sa_type=DeliveredViaType, nullable=True)
+    #: What happened on the way, in words for the audit log ("posted as a link: it is 30 MB, ...").
     delivery_notes: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
     attempts: int = 0
     error: str | None = Field(default=None, sa_type=sa.Text, nullable=True)

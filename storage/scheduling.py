@@ -17,15 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage._sql import dialect_name
+from storage.jobs import due, lease_free, take_leases
 from storage.models import Job
 from storage.states import JobState
 
 #: Arbitrary, fixed: the advisory lock that serialises submit claims across processes.
 _SUBMIT_LOCK_KEY = 0x6B6C696E67  # "kling"
-
-
-def _lease_free(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(col(Job.lease_expires_at).is_(None), col(Job.lease_expires_at) <= now)
 
 
 def _fair_order() -> sa.Subquery:
@@ -67,13 +64,12 @@ async def claim_fair(
     if free <= 0:
         return []
     order = _fair_order()
-    due = sa.or_(col(Job.next_attempt_at).is_(None), col(Job.next_attempt_at) <= now)
     ids = (
         (
             await session.execute(
                 sa.select(col(Job.id))
                 .join(order, order.c.job_id == col(Job.id))
-                .where(col(Job.state) == JobState.QUEUED, _lease_free(now), due)
+                .where(col(Job.state) == JobState.QUEUED, lease_free(now), due(now))
                 .order_by(order.c.rank, col(Job.id))
                 .limit(free)
                 .with_for_update(of=Job, skip_locked=True)
@@ -82,17 +78,7 @@ async def claim_fair(
         .scalars()
         .all()
     )
-    if not ids:
-        return []
-    result = await session.execute(
-        sa.update(Job)
-        .where(col(Job.id).in_(ids), col(Job.state) == JobState.QUEUED, _lease_free(now))
-        .values(lease_owner=owner, lease_expires_at=lease_until, updated_at=now)
-        .returning(Job)
-        .execution_options(populate_existing=True, synchronize_session=False)
-    )
-    by_id = {job.id: job for job in result.scalars().all()}
-    return [by_id[job_id] for job_id in ids if job_id in by_id]
+    return await take_leases(session, ids, owner, states=(JobState.QUEUED,), lease_until=lease_until, now=now)
 
 
 async def queue_positions(session: AsyncSession, *, limit: int) -> dict[int, int]:

@@ -1,27 +1,28 @@
 """The storage facade the bot talks to: one object, built from a URL, grouped by area.
 
 Every public method is one unit of work in its own ``async with maker() as s, s.begin():``, takes and
-returns plain integers for Discord ids, and returns frozen dataclasses or model instances detached
-from their session. The clock is injectable so tests can cross period boundaries.
+returns plain integers for Discord ids, and returns frozen dataclasses (:mod:`storage.results`) or
+model instances detached from their session. The statements themselves live with the table they
+touch (:mod:`storage.jobs`, :mod:`storage.accounts`, :mod:`storage.guilds`, :mod:`storage.bot_state`),
+and every job transition takes the one path of :mod:`storage.transitions`. The clock is injectable so
+tests can cross period boundaries.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Self, Unpack
+from typing import Any, Self, Unpack
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from storage import accounts, guilds, jobs, reservations, scheduling
-from storage._sql import insert_ignore, is_unique_violation, rowcount
+from storage import accounts, bot_state, guilds, jobs, reservations, scheduling, transitions
+from storage._sql import is_unique_violation
 from storage.accounts import LedgerKind
 from storage.database import (
     DEFAULT_DATABASE_URL,
@@ -31,53 +32,21 @@ from storage.database import (
     upgrade_to_head,
 )
 from storage.errors import DuplicateInteraction, DuplicateOperation
-from storage.guilds import BudgetSnapshot, GuildSettingsChanges
+from storage.guilds import GuildSettingsChanges
 from storage.jobs import JobRequest
-from storage.models import (
-    BotState,
-    GuildSettings,
-    Job,
-    LedgerEntry,
-    MemberAccount,
-    detached_job,
-)
-from storage.periods import Period, as_utc, next_period_start, period_start, utcnow
-from storage.states import ACTIVE_STATES, TERMINAL_STATES, JobState
+from storage.models import GuildSettings, Job, detached_job
+from storage.periods import as_utc, period_start, utcnow
+from storage.results import Balance, BudgetSnapshot, GrantResult
+from storage.states import DeliveredVia, JobState
+from storage.transitions import Action, Details
 
 log = logging.getLogger(__name__)
 
 #: How long a worker's lease lasts unless renewed.
 DEFAULT_LEASE = timedelta(seconds=60)
 COMMAND_TREE_HASH_KEY = "command_tree_hash"
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    """A member's credits right now (after any due refill)."""
-
-    guild_id: int
-    user_id: int
-    allowance_left: int
-    allowance_total: int
-    bonus: int
-    reserved: int
-    active_jobs: int
-    period: Period
-    period_start: datetime
-    next_refill_at: datetime
-
-    @property
-    def available(self) -> int:
-        """What the member can spend on a new job."""
-        return self.allowance_left + self.bonus
-
-
-@dataclass(frozen=True, slots=True)
-class GrantResult:
-    """What a grant actually moved (a negative grant stops at zero) and the balance after it."""
-
-    granted: int
-    balance: Balance
+#: Why a job the bot was submitting when it stopped is lost.
+LOST_IN_FLIGHT = "the bot stopped while submitting; the outcome is unknown"
 
 
 class Storage:
@@ -135,13 +104,7 @@ class Storage:
         member's allowance: see :func:`storage.accounts.sync_allowance`).
         """
         values = guilds.validate(changes)
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            settings = await guilds.load(s, guild_id, now, for_update=True)
-            for field, value in values.items():
-                setattr(settings, field, value)
-            settings.updated_at = now
-            return settings
+        return await self._change_settings(guild_id, lambda _: values)
 
     async def edit_guild_settings(
         self, guild_id: int, edit: Callable[[GuildSettings], GuildSettingsChanges]
@@ -152,25 +115,30 @@ class Storage:
         admins adding blocklist terms at once both land. It must not await; raising aborts with nothing
         written.
         """
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            settings = await guilds.load(s, guild_id, now, for_update=True)
-            for field, value in guilds.validate(edit(settings)).items():
-                setattr(settings, field, value)
-            settings.updated_at = now
-            return settings
+        return await self._change_settings(guild_id, lambda current: guilds.validate(edit(current)))
 
     async def set_role_allowance(self, guild_id: int, role_id: int, credits: int | None) -> GuildSettings:
         """Give a role its own allowance per period (``None`` removes it)."""
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            settings = await guilds.load(s, guild_id, now, for_update=True)
-            roles = {int(k): v for k, v in settings.role_allowances.items()}
+
+        def edit(current: GuildSettings) -> dict[str, Any]:
+            roles = {int(k): v for k, v in current.role_allowances.items()}
             if credits is None:
                 roles.pop(role_id, None)
             else:
                 roles[role_id] = credits
-            settings.role_allowances = guilds.validate({"role_allowances": roles})["role_allowances"]
+            return guilds.validate({"role_allowances": roles})
+
+        return await self._change_settings(guild_id, edit)
+
+    async def _change_settings(
+        self, guild_id: int, compute: Callable[[GuildSettings], dict[str, Any]]
+    ) -> GuildSettings:
+        """Write the validated column values ``compute`` derives from the locked current settings."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            settings = await guilds.load(s, guild_id, now, for_update=True)
+            for field, value in compute(settings).items():
+                setattr(settings, field, value)
             settings.updated_at = now
             return settings
 
@@ -184,22 +152,13 @@ class Storage:
 
     async def get_bot_state(self, key: str) -> str | None:
         async with self._maker() as s, s.begin():
-            state = await s.get(BotState, key)
-            return None if state is None else state.value
+            return await bot_state.get(s, key)
 
     async def set_bot_state(self, key: str, value: str) -> bool:
         """Store ``value`` under ``key``; ``True`` if it changed (e.g. the command tree needs a sync)."""
         now = self.now()
         async with self._maker() as s, s.begin():
-            if await insert_ignore(s, BotState, {"key": key, "value": value, "updated_at": now}):
-                return True
-            result = await s.execute(
-                sa.update(BotState)
-                .where(col(BotState.key) == key, col(BotState.value) != value)
-                .values(value=value, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            return rowcount(result) == 1
+            return await bot_state.put(s, key, value, now)
 
     # ------------------------------------------------------------------ accounts
 
@@ -217,24 +176,6 @@ class Storage:
         )
         return settings
 
-    async def _balance(
-        self, s: AsyncSession, settings: GuildSettings, user_id: int, now: datetime
-    ) -> Balance:
-        account = await s.get(MemberAccount, (settings.guild_id, user_id), populate_existing=True)
-        assert account is not None
-        return Balance(
-            guild_id=settings.guild_id,
-            user_id=user_id,
-            allowance_left=account.allowance_credits,
-            allowance_total=account.allowance_granted,
-            bonus=account.bonus_credits,
-            reserved=account.reserved_credits,
-            active_jobs=account.active_jobs,
-            period=Period(settings.allowance_period),
-            period_start=account.period_start,
-            next_refill_at=next_period_start(settings.allowance_period, now),
-        )
-
     async def balance(self, guild_id: int, user_id: int, role_ids: Iterable[int] = ()) -> Balance:
         """The member's balance, after refilling it if a period boundary passed.
 
@@ -244,7 +185,7 @@ class Storage:
         now = self.now()
         async with self._maker() as s, s.begin():
             settings = await self._sync(s, guild_id, user_id, role_ids, now)
-            return await self._balance(s, settings, user_id, now)
+            return await accounts.balance(s, settings, user_id, now)
 
     async def grant(
         self,
@@ -266,10 +207,7 @@ class Storage:
         now = self.now()
         try:
             async with self._maker() as s, s.begin():
-                exists = await s.execute(
-                    sa.select(col(LedgerEntry.id)).where(col(LedgerEntry.idempotency_key) == key)
-                )
-                if exists.first() is not None:
+                if await accounts.applied(s, key):
                     raise DuplicateOperation(key)
                 settings = await self._sync(s, guild_id, user_id, role_ids, now)
                 if amount >= 0:
@@ -292,22 +230,11 @@ class Storage:
                     actor_id=actor_id,
                     note=reason,
                 )
-                return GrantResult(granted=moved, balance=await self._balance(s, settings, user_id, now))
+                return GrantResult(granted=moved, balance=await accounts.balance(s, settings, user_id, now))
         except IntegrityError as error:
             if is_unique_violation(error, "idempotency_key"):
                 raise DuplicateOperation(key) from error
             raise
-
-    async def ledger_entries(self, guild_id: int, user_id: int, *, limit: int = 50) -> list[LedgerEntry]:
-        """The member's newest ledger rows first."""
-        async with self._maker() as s, s.begin():
-            result = await s.execute(
-                sa.select(LedgerEntry)
-                .where(col(LedgerEntry.guild_id) == guild_id, col(LedgerEntry.user_id) == user_id)
-                .order_by(col(LedgerEntry.id).desc())
-                .limit(limit)
-            )
-            return list(result.scalars().all())
 
     # ------------------------------------------------------------------ jobs: creation
 
@@ -364,56 +291,36 @@ class Storage:
 
     # ------------------------------------------------------------------ jobs: transitions
 
-    async def _give_back(
+    async def _transition(
         self,
-        s: AsyncSession,
-        job: Job,
-        kind: LedgerKind,
+        job_id: int,
+        action: Action,
         *,
-        was_active: bool,
-        actor_id: int | None,
-        note: str | None,
-        now: datetime,
-    ) -> None:
-        settings = await guilds.load(s, job.guild_id, now)
-        await accounts.give_back(
-            s,
-            job,
-            kind,
-            finished_jobs=1 if was_active else 0,
-            current_period=period_start(settings.allowance_period, now),
-            actor_id=actor_id,
-            note=note,
-            now=now,
-        )
-        await guilds.recount_budget(s, job, 0)
+        owner: str | None,
+        now: datetime | None = None,
+        **details: Unpack[Details],
+    ) -> Job:
+        """Load the job and carry out ``action`` on it in one unit of work (see :mod:`storage.transitions`);
+        ``now`` is the moment the caller also wrote into ``values``, if it did."""
+        now = self.now() if now is None else now
+        async with self._maker() as s, s.begin():
+            job = await jobs.load(s, job_id)
+            return await transitions.apply(s, job, action, owner=owner, now=now, **details)
 
     async def approve(self, job_id: int, *, moderator_id: int) -> Job:
         """pending_review -> queued."""
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            job = await jobs.load(s, job_id)
-            return await jobs.move(
-                s, job, JobState.QUEUED, owner=None, now=now, values={"reviewed_by": moderator_id}
-            )
+        return await self._transition(job_id, "approve", owner=None, values={"reviewed_by": moderator_id})
 
     async def reject(self, job_id: int, *, moderator_id: int, reason: str | None = None) -> Job:
         """pending_review -> rejected; the reservation is released."""
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            job = await jobs.load(s, job_id)
-            job = await jobs.move(
-                s,
-                job,
-                JobState.REJECTED,
-                owner=None,
-                now=now,
-                values={"reviewed_by": moderator_id, "error": reason},
-            )
-            await self._give_back(
-                s, job, LedgerKind.RELEASE, was_active=True, actor_id=moderator_id, note=reason, now=now
-            )
-            return job
+        return await self._transition(
+            job_id,
+            "reject",
+            owner=None,
+            values={"reviewed_by": moderator_id, "error": reason},
+            actor_id=moderator_id,
+            note=reason,
+        )
 
     async def cancel(self, job_id: int, *, actor_id: int | None, reason: str | None = None) -> Job:
         """pending_review|queued -> cancelled; the reservation is released.
@@ -421,14 +328,9 @@ class Storage:
         Once a worker has started submitting, a job can no longer be cancelled (the provider has no
         cancel call): this raises :class:`~storage.errors.InvalidTransition`.
         """
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            job = await jobs.load(s, job_id)
-            job = await jobs.move(s, job, JobState.CANCELLED, owner=None, now=now, values={"error": reason})
-            await self._give_back(
-                s, job, LedgerKind.RELEASE, was_active=True, actor_id=actor_id, note=reason, now=now
-            )
-            return job
+        return await self._transition(
+            job_id, "cancel", owner=None, values={"error": reason}, actor_id=actor_id, note=reason
+        )
 
     async def mark_submitting(self, job_id: int, *, owner: str) -> Job:
         """queued -> submitting, just before the generate call (the lease holder only).
@@ -436,17 +338,12 @@ class Storage:
         If the process dies now, :meth:`recover_lost_submissions` marks the job lost and refunds it:
         a generate call is never retried blindly, since the provider has no idempotency key.
         """
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            job = await jobs.load(s, job_id)
-            return await jobs.move(
-                s,
-                job,
-                JobState.SUBMITTING,
-                owner=owner,
-                now=now,
-                values={"attempts": job.attempts + 1, "next_attempt_at": None, "error": None},
-            )
+        return await self._transition(
+            job_id,
+            "mark_submitting",
+            owner=owner,
+            values={"attempts": col(Job.attempts) + 1, "next_attempt_at": None, "error": None},
+        )
 
     async def mark_processing(
         self,
@@ -463,111 +360,83 @@ class Storage:
         if credits_used < 0:
             raise ValueError("credits_used must not be negative")
         now = self.now()
-        async with self._maker() as s, s.begin():
-            job = await jobs.load(s, job_id)
-            job = await jobs.move(
-                s,
-                job,
-                JobState.PROCESSING,
-                owner=owner,
-                now=now,
-                values={
-                    "provider_task_id": task_id,
-                    "credits_used": credits_used,
-                    "eta_low_seconds": eta_low_seconds,
-                    "eta_high_seconds": eta_high_seconds,
-                    "submitted_at": now,
-                    "next_attempt_at": next_poll_at,
-                    "progress": 0,
-                },
-            )
-            settings = await guilds.load(s, job.guild_id, now)
-            await accounts.settle(
-                s, job, credits_used, current_period=period_start(settings.allowance_period, now), now=now
-            )
-            await guilds.recount_budget(s, job, credits_used)
-            return job
+        return await self._transition(
+            job_id,
+            "mark_processing",
+            owner=owner,
+            now=now,
+            values={
+                "provider_task_id": task_id,
+                "credits_used": credits_used,
+                "eta_low_seconds": eta_low_seconds,
+                "eta_high_seconds": eta_high_seconds,
+                "submitted_at": now,
+                "next_attempt_at": next_poll_at,
+                "progress": 0,
+            },
+            credits_used=credits_used,
+        )
 
     async def requeue_with_backoff(
         self, job_id: int, *, owner: str, retry_at: datetime, error: str | None = None
     ) -> Job:
         """submitting -> queued after a 429: the lease is dropped and the job is due at ``retry_at``."""
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            job = await jobs.load(s, job_id)
-            return await jobs.move(
-                s,
-                job,
-                JobState.QUEUED,
-                owner=owner,
-                now=now,
-                values={
-                    "next_attempt_at": as_utc(retry_at),
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "error": error,
-                },
-            )
+        return await self._transition(
+            job_id,
+            "requeue_with_backoff",
+            owner=owner,
+            values={
+                "next_attempt_at": as_utc(retry_at),
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "error": error,
+            },
+        )
 
     async def mark_completed(
         self, job_id: int, *, owner: str | None, video_url: str, credits_charged: int | None = None
     ) -> Job:
         """processing -> completed: the video is ready to post (no credits move: settled already)."""
         now = self.now()
-        async with self._maker() as s, s.begin():
-            job = await jobs.load(s, job_id)
-            job = await jobs.move(
-                s,
-                job,
-                JobState.COMPLETED,
-                owner=owner,
-                now=now,
-                values={
-                    "video_url": video_url,
-                    "credits_charged": credits_charged,
-                    "progress": 100,
-                    "completed_at": now,
-                    "next_attempt_at": None,
-                },
-            )
-            await accounts.finish_job(s, job.guild_id, job.user_id, now)
-            return job
+        return await self._transition(
+            job_id,
+            "mark_completed",
+            owner=owner,
+            now=now,
+            values={
+                "video_url": video_url,
+                "credits_charged": credits_charged,
+                "progress": 100,
+                "completed_at": now,
+                "next_attempt_at": None,
+            },
+        )
 
     async def mark_delivered(
-        self, job_id: int, *, owner: str | None, message_id: int, notes: str | None = None
+        self,
+        job_id: int,
+        *,
+        owner: str | None,
+        message_id: int,
+        via: DeliveredVia,
+        notes: str | None = None,
     ) -> Job:
-        """completed -> delivered: the video (or its link) was posted as ``message_id``."""
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            job = await jobs.load(s, job_id)
-            return await jobs.move(
-                s,
-                job,
-                JobState.DELIVERED,
-                owner=owner,
-                now=now,
-                values={"posted_message_id": message_id, "delivery_notes": notes},
-            )
+        """completed -> delivered: the video was posted as ``message_id``, ``via`` an attachment, a
+        link or a direct message (``notes`` say why, in words for the audit log)."""
+        return await self._transition(
+            job_id,
+            "mark_delivered",
+            owner=owner,
+            values={"posted_message_id": message_id, "delivered_via": via, "delivery_notes": notes},
+        )
 
     async def fail(self, job_id: int, *, owner: str | None, reason: str) -> Job:
         """-> failed, refunding whatever the job holds or cost (nothing once it is completed)."""
-        return await self._end(job_id, JobState.FAILED, owner=owner, reason=reason)
+        return await self._transition(job_id, "fail", owner=owner, values={"error": reason}, note=reason)
 
     async def mark_lost(self, job_id: int, *, owner: str | None, reason: str) -> Job:
         """submitting -> lost: the generate call's outcome is unknown (timeout, 5xx); refund."""
-        return await self._end(job_id, JobState.LOST, owner=owner, reason=reason)
-
-    async def _end(self, job_id: int, target: JobState, *, owner: str | None, reason: str) -> Job:
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            job = await jobs.load(s, job_id)
-            was = job.state
-            job = await jobs.move(s, job, target, owner=owner, now=now, values={"error": reason})
-            if was in ACTIVE_STATES:
-                await self._give_back(
-                    s, job, LedgerKind.REFUND, was_active=True, actor_id=None, note=reason, now=now
-                )
-            return job
+        return await self._transition(job_id, "mark_lost", owner=owner, values={"error": reason}, note=reason)
 
     async def recover_lost_submissions(self) -> list[Job]:
         """Mark every ``submitting`` job whose lease expired as lost and refund it.
@@ -576,64 +445,49 @@ class Storage:
         """
         now = self.now()
         async with self._maker() as s, s.begin():
-            stale = (
-                (
-                    await s.execute(
-                        sa.select(Job)
-                        .where(
-                            col(Job.state) == JobState.SUBMITTING,
-                            sa.or_(col(Job.lease_expires_at).is_(None), col(Job.lease_expires_at) <= now),
-                        )
-                        .order_by(col(Job.id))
-                        .with_for_update(skip_locked=True)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            lost = []
-            for job in stale:
-                moved = await jobs.move(
+            return [
+                await transitions.apply(
                     s,
                     job,
-                    JobState.LOST,
+                    "recover_lost_submissions",
                     owner=None,
                     now=now,
-                    values={"error": "the bot stopped while submitting; the outcome is unknown"},
+                    values={"error": LOST_IN_FLIGHT},
+                    note=LOST_IN_FLIGHT,
                 )
-                await self._give_back(
-                    s, moved, LedgerKind.REFUND, was_active=True, actor_id=None, note=moved.error, now=now
-                )
-                lost.append(moved)
-            return lost
+                for job in await jobs.abandoned_submissions(s, now)
+            ]
 
     # ------------------------------------------------------------------ jobs: leases
 
-    async def claim(
-        self, owner: str, states: Iterable[JobState], *, limit: int = 1, lease: timedelta = DEFAULT_LEASE
-    ) -> list[Job]:
-        """Lease up to ``limit`` due jobs in ``states`` for ``owner`` (a unique id per process)."""
+    async def _claim(self, owner: str, state: JobState, *, limit: int, lease: timedelta) -> list[Job]:
         now = self.now()
         async with self._maker() as s, s.begin():
-            return await jobs.claim(s, owner, states, limit=limit, lease_until=now + lease, now=now)
+            return await jobs.claim(s, owner, (state,), limit=limit, lease_until=now + lease, now=now)
 
-    async def claim_for_submit(
-        self, owner: str, *, limit: int = 1, lease: timedelta = DEFAULT_LEASE
+    async def claim_fair_for_submit(
+        self, owner: str, *, limit: int, max_in_flight: int, lease: timedelta = DEFAULT_LEASE
     ) -> list[Job]:
-        """Queued jobs that are due; follow with :meth:`mark_submitting` right before the call."""
-        return await self.claim(owner, (JobState.QUEUED,), limit=limit, lease=lease)
+        """Lease due queued jobs round-robin across members, keeping under ``max_in_flight``
+        generations for the whole bot (see :mod:`storage.scheduling`); follow with
+        :meth:`mark_submitting` right before the generate call."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            return await scheduling.claim_fair(
+                s, owner, limit=limit, max_in_flight=max_in_flight, lease_until=now + lease, now=now
+            )
 
     async def claim_for_poll(
         self, owner: str, *, limit: int = 5, lease: timedelta = DEFAULT_LEASE
     ) -> list[Job]:
-        """Processing jobs whose next poll is due."""
-        return await self.claim(owner, (JobState.PROCESSING,), limit=limit, lease=lease)
+        """Lease processing jobs whose next poll is due for ``owner`` (a unique id per process)."""
+        return await self._claim(owner, JobState.PROCESSING, limit=limit, lease=lease)
 
     async def claim_for_delivery(
         self, owner: str, *, limit: int = 1, lease: timedelta = DEFAULT_LEASE
     ) -> list[Job]:
-        """Completed jobs waiting to be posted."""
-        return await self.claim(owner, (JobState.COMPLETED,), limit=limit, lease=lease)
+        """Lease completed jobs waiting to be posted for ``owner``."""
+        return await self._claim(owner, JobState.COMPLETED, limit=limit, lease=lease)
 
     async def renew_lease(self, job_id: int, *, owner: str, lease: timedelta = DEFAULT_LEASE) -> Job:
         """Extend ``owner``'s lease; :class:`~storage.errors.LeaseLost` if someone else holds it."""
@@ -679,19 +533,14 @@ class Storage:
 
     async def get_job_by_interaction(self, interaction_id: int) -> Job | None:
         async with self._maker() as s, s.begin():
-            result = await s.execute(sa.select(Job).where(col(Job.interaction_id) == interaction_id))
-            return result.scalars().one_or_none()
+            return await jobs.by_interaction(s, interaction_id)
 
     async def list_jobs(
         self, guild_id: int, user_id: int, *, limit: int = 10, states: Iterable[JobState] | None = None
     ) -> list[Job]:
         """A member's newest jobs first."""
-        query = sa.select(Job).where(col(Job.guild_id) == guild_id, col(Job.user_id) == user_id)
-        if states is not None:
-            query = query.where(col(Job.state).in_(list(states)))
         async with self._maker() as s, s.begin():
-            result = await s.execute(query.order_by(col(Job.id).desc()).limit(limit))
-            return list(result.scalars().all())
+            return await jobs.of_member(s, guild_id, user_id, limit=limit, states=states)
 
     async def queue_position(self, job_id: int) -> int | None:
         """Where a queued job stands in line (1 = next to be submitted); ``None`` if it is not queued.
@@ -706,38 +555,7 @@ class Storage:
         async with self._maker() as s, s.begin():
             return await scheduling.queue_positions(s, limit=limit)
 
-    async def claim_fair_for_submit(
-        self, owner: str, *, limit: int, max_in_flight: int, lease: timedelta = DEFAULT_LEASE
-    ) -> list[Job]:
-        """Lease due queued jobs round-robin across members, keeping under ``max_in_flight``
-        generations for the whole bot (see :mod:`storage.scheduling`)."""
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            return await scheduling.claim_fair(
-                s, owner, limit=limit, max_in_flight=max_in_flight, lease_until=now + lease, now=now
-            )
-
-    async def in_flight(self) -> int:
-        """Generations submitting, processing or claimed for submission right now."""
-        now = self.now()
-        async with self._maker() as s, s.begin():
-            return await scheduling.in_flight(s, now)
-
     async def unfinished_jobs(self, guild_id: int) -> dict[JobState, int]:
         """How many of one server's jobs are in each state that has not ended yet (for its admins)."""
-        query = (
-            sa.select(col(Job.state), sa.func.count())
-            .where(col(Job.guild_id) == guild_id, col(Job.state).not_in(list(TERMINAL_STATES)))
-            .group_by(col(Job.state))
-        )
         async with self._maker() as s, s.begin():
-            rows = (await s.execute(query)).all()
-        return {JobState(state): int(count) for state, count in rows}
-
-    async def jobs_to_resume(self) -> Sequence[Job]:
-        """Every job not in an ending state, oldest first (what the bot picks up after a restart)."""
-        async with self._maker() as s, s.begin():
-            result = await s.execute(
-                sa.select(Job).where(col(Job.state).not_in(list(TERMINAL_STATES))).order_by(col(Job.id))
-            )
-            return list(result.scalars().all())
+            return await jobs.unfinished_counts(s, guild_id)

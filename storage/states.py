@@ -1,6 +1,7 @@
 """The job state machine: states, the allowed transitions, and what each one does to credits.
 
-The table below is the single source of truth; :mod:`storage.jobs` refuses any move not listed.
+The table below is the single source of truth; :mod:`storage.jobs` refuses any move not listed, and
+:mod:`storage.transitions` makes the credit movements marked.
 Credits move only on the transitions marked so, and each of those lands in a state that can never be
 left along a credit-moving edge again, so no job can move credits twice.
 
@@ -44,6 +45,14 @@ class JobState(StrEnum):
     REJECTED = "rejected"
     CANCELLED = "cancelled"
     LOST = "lost"
+
+
+class DeliveredVia(StrEnum):
+    """How a delivered video reached the member (so nobody has to read the delivery notes to know)."""
+
+    ATTACHMENT = "attachment"  # the file, in the job's channel
+    LINK = "link"  # the provider's link, in the job's channel (too big, or not downloadable)
+    DIRECT_MESSAGE = "direct_message"  # in the member's DMs: the channel refused it
 
 
 S = JobState

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import pytest
 
-from storage import Job, JobRequest, JobState, Storage
+from storage import DeliveredVia, Job, JobRequest, JobState, Storage
 from tests.fakes.discord_api import FakeDiscord, FakeMessage
 from tests.harness import Harness, running_bot
 from tests.storage.helpers import check_ledger
@@ -77,6 +77,7 @@ async def test_a_video_is_posted_once_as_a_reply_to_its_card(harness: Harness, m
     assert video.payload["message_reference"]["message_id"] == str(card.id)
     (upload,) = video.files
     assert upload.data == SAMPLE
+    assert job.delivered_via is DeliveredVia.ATTACHMENT
     assert set(video.custom_ids()) == {f"video:regen:{job_id}", f"video:delete:{job_id}"}
     assert card.embeds[0]["fields"][-1]["value"] == "✅ Delivered"
 
@@ -173,6 +174,7 @@ async def test_a_video_over_the_servers_upload_limit_is_posted_as_a_link(harness
     assert "11.0 MB, more than this server's 10.0 MB upload limit" in message.content
     assert users_allowed(message) == [h.member_id]
     assert "link" in (job.delivery_notes or "")
+    assert job.delivered_via is DeliveredVia.LINK
 
 
 async def test_a_too_large_answer_from_discord_falls_back_to_a_link(harness: Harness) -> None:
@@ -185,6 +187,7 @@ async def test_a_too_large_answer_from_discord_falls_back_to_a_link(harness: Har
     assert "too large" in message.content
     assert "40005" not in message.content
     assert "Discord refused the file" in (job.delivery_notes or "")
+    assert job.delivered_via is DeliveredVia.LINK
 
 
 async def test_a_deleted_channel_sends_the_video_by_dm(harness: Harness) -> None:
@@ -194,6 +197,7 @@ async def test_a_deleted_channel_sends_the_video_by_dm(harness: Harness) -> None
     h.fake.delete_channel(h.videos)
     job = await wait_state(h, job_id, JobState.DELIVERED)
     assert "direct message" in (job.delivery_notes or "")
+    assert job.delivered_via is DeliveredVia.DIRECT_MESSAGE
     message = h.fake.messages[job.posted_message_id or 0]
     assert message.channel_id != h.videos
     assert message.files[0].data == SAMPLE

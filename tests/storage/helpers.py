@@ -1,17 +1,20 @@
-"""Helpers for the storage tests: a settable clock, a job request, and the ledger invariant."""
+"""Helpers for the storage tests: a settable clock, a job request, the ledger invariant, and the
+look-ups and claims the bot itself never needs (the facade has no method for them)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from alembic import command
+from sqlmodel import col
 
-from storage import JobRequest, Storage
-from storage.database import alembic_config
+from storage import DEFAULT_LEASE, TERMINAL_STATES, JobRequest, JobState, Storage, jobs, scheduling
+from storage.database import alembic_config, create_sessionmaker
 from storage.models import Job, LedgerEntry, MemberAccount, table
 from storage.states import ACTIVE_STATES
 
@@ -70,6 +73,50 @@ async def make_job(
         estimate=estimate,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+async def claim(
+    storage: Storage,
+    owner: str,
+    states: Iterable[JobState] = (JobState.QUEUED,),
+    *,
+    limit: int = 1,
+    lease: timedelta = DEFAULT_LEASE,
+) -> list[Job]:
+    """Lease due jobs in ``states`` oldest first, with the claim the worker's claims are made of
+    (without the fair order and the in-flight cap of :meth:`Storage.claim_fair_for_submit`)."""
+    now = storage.now()
+    async with create_sessionmaker(storage.engine)() as s, s.begin():
+        return await jobs.claim(s, owner, states, limit=limit, lease_until=now + lease, now=now)
+
+
+async def in_flight(storage: Storage) -> int:
+    """The count :meth:`Storage.claim_fair_for_submit` keeps under its cap."""
+    async with create_sessionmaker(storage.engine)() as s, s.begin():
+        return await scheduling.in_flight(s, storage.now())
+
+
+async def unfinished(storage: Storage) -> list[Job]:
+    """Every job not in an ending state, oldest first (what the worker picks up after a restart)."""
+    async with create_sessionmaker(storage.engine)() as s, s.begin():
+        result = await s.execute(
+            sa.select(Job).where(col(Job.state).not_in(list(TERMINAL_STATES))).order_by(col(Job.id))
+        )
+        return list(result.scalars().all())
+
+
+async def ledger_entries(
+    storage: Storage, guild_id: int, user_id: int, *, limit: int = 50
+) -> list[LedgerEntry]:
+    """The member's newest ledger rows first."""
+    async with create_sessionmaker(storage.engine)() as s, s.begin():
+        result = await s.execute(
+            sa.select(LedgerEntry)
+            .where(col(LedgerEntry.guild_id) == guild_id, col(LedgerEntry.user_id) == user_id)
+            .order_by(col(LedgerEntry.id).desc())
+            .limit(limit)
+        )
+        return list(result.scalars().all())
 
 
 async def check_ledger(storage: Storage, guild_id: int | None = None) -> None:

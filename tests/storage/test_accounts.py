@@ -16,13 +16,13 @@ from storage import (
     Storage,
     TooManyActiveJobs,
 )
-from tests.storage.helpers import FakeClock, aware, check_ledger, make_job
+from tests.storage.helpers import FakeClock, aware, check_ledger, claim, ledger_entries, make_job
 
 G, U = 1, 10
 
 
 async def submit(storage: Storage, job_id: int, used: int) -> None:
-    await storage.claim_for_submit("w", limit=50)
+    await claim(storage, "w", limit=50)
     await storage.mark_submitting(job_id, owner="w")
     await storage.mark_processing(job_id, owner="w", task_id=f"t{job_id}", credits_used=used)
 
@@ -34,7 +34,7 @@ async def test_new_member_gets_the_default_allowance(storage: Storage) -> None:
     assert balance.period_start == datetime(2024, 12, 30, tzinfo=UTC)
     assert balance.next_refill_at == datetime(2025, 1, 6, tzinfo=UTC)
     assert aware(balance.period_start)
-    entries = await storage.ledger_entries(G, U)
+    entries = await ledger_entries(storage, G, U)
     assert [(e.kind, e.amount) for e in entries] == [(LedgerKind.REFILL, 300)]
     await check_ledger(storage)
 
@@ -48,11 +48,11 @@ async def test_refill_at_the_boundary_expires_the_rest(storage: Storage, clock: 
     balance = await storage.balance(G, U)
     assert (balance.allowance_left, balance.reserved) == (300, 120)
     assert balance.period_start == datetime(2025, 1, 6, tzinfo=UTC)
-    kinds = [(e.kind, e.allowance_delta) for e in await storage.ledger_entries(G, U)]
+    kinds = [(e.kind, e.allowance_delta) for e in await ledger_entries(storage, G, U)]
     assert kinds[:2] == [(LedgerKind.REFILL, 300), (LedgerKind.EXPIRE, -180)]
     # Only once per period, however often the account is touched.
     await storage.balance(G, U)
-    assert len(await storage.ledger_entries(G, U)) == len(kinds)
+    assert len(await ledger_entries(storage, G, U)) == len(kinds)
     await check_ledger(storage)
 
 
@@ -94,7 +94,7 @@ async def test_grants_add_bonus_and_negative_grants_stop_at_zero(storage: Storag
         await storage.grant(G, U, 250, actor_id=7, idempotency_key="i1")
     result = await storage.grant(G, U, -400, actor_id=7)
     assert (result.granted, result.balance.bonus, result.balance.allowance_left) == (-250, 0, 300)
-    entries = await storage.ledger_entries(G, U)
+    entries = await ledger_entries(storage, G, U)
     assert entries[0].kind == LedgerKind.GRANT
     assert entries[0].actor_id == 7
     await check_ledger(storage)
@@ -132,7 +132,7 @@ async def test_settle_above_the_estimate_takes_what_is_there(storage: Storage) -
     settled = await storage.get_job(job.id or 0)
     assert settled is not None
     assert (settled.member_charged, settled.shortfall_credits) == (330, 70)
-    note = (await storage.ledger_entries(G, U))[0].note
+    note = (await ledger_entries(storage, G, U))[0].note
     assert note is not None
     assert "70 could not be covered" in note
     await check_ledger(storage)
@@ -174,7 +174,7 @@ async def test_release_within_the_period_returns_to_the_allowance(storage: Stora
     await storage.reject(job.id or 0, moderator_id=99, reason="not appropriate")
     balance = await storage.balance(G, U)
     assert (balance.allowance_left, balance.bonus, balance.active_jobs) == (300, 0, 0)
-    release = (await storage.ledger_entries(G, U))[0]
+    release = (await ledger_entries(storage, G, U))[0]
     assert (release.kind, release.actor_id, release.amount) == (LedgerKind.RELEASE, 99, 200)
     await check_ledger(storage)
 

@@ -23,7 +23,7 @@ from storage import (
     Storage,
     TooManyActiveJobs,
 )
-from tests.storage.helpers import REQUEST, FakeClock, check_ledger, make_job, next_interaction
+from tests.storage.helpers import REQUEST, FakeClock, check_ledger, claim, make_job, next_interaction
 
 G, U = 1, 10
 
@@ -113,7 +113,7 @@ async def test_two_claimers_never_share_a_job_and_take_over_expired_leases(
         processes = {"p0": other, "p1": storage}
         claims = await asyncio.gather(
             *[
-                processes[f"p{i % 2}"].claim_for_submit(f"p{i % 2}", limit=3, lease=timedelta(seconds=30))
+                claim(processes[f"p{i % 2}"], f"p{i % 2}", limit=3, lease=timedelta(seconds=30))
                 for i in range(20)
             ]
         )
@@ -125,10 +125,10 @@ async def test_two_claimers_never_share_a_job_and_take_over_expired_leases(
         assert sorted(owners) == created  # every job claimed, each exactly once
 
         # While the leases run, nobody else gets the jobs.
-        assert await other.claim_for_submit("p2", limit=100) == []
+        assert await claim(other, "p2", limit=100) == []
         # The claimers go quiet; their leases expire; p0 takes everything over ...
         clock.advance(seconds=31)
-        taken = await other.claim_for_submit("p0", limit=100)
+        taken = await claim(other, "p0", limit=100)
         assert sorted(job.id or 0 for job in taken) == created
         # ... and p1's late writes are refused, p0's go through.
         p1_jobs = [job_id for job_id, owner in owners.items() if owner == "p1"]

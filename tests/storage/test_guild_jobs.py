@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from storage import GuildSettings, GuildSettingsChanges, JobState, Storage
-from tests.storage.helpers import make_job
+from tests.storage.helpers import claim, make_job
 
 
 async def test_unfinished_jobs_counts_one_server_by_state(storage: Storage) -> None:
@@ -20,7 +20,7 @@ async def test_unfinished_jobs_counts_one_server_by_state(storage: Storage) -> N
     await make_job(storage, guild_id=2, user_id=10)  # another server: not counted
     assert await storage.unfinished_jobs(1) == {JobState.PENDING_REVIEW: 1, JobState.QUEUED: 1}
 
-    [claimed] = await storage.claim_for_submit("w")
+    [claimed] = await claim(storage, "w")
     assert claimed.id == queued.id
     await storage.mark_submitting(queued.id or 0, owner="w")
     assert await storage.unfinished_jobs(1) == {JobState.PENDING_REVIEW: 1, JobState.SUBMITTING: 1}

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from storage import (
+    DeliveredVia,
     DuplicateInteraction,
     InvalidTransition,
     JobNotFound,
@@ -17,7 +18,7 @@ from storage import (
     Storage,
     jobs,
 )
-from tests.storage.helpers import FakeClock, aware, check_ledger, make_job
+from tests.storage.helpers import FakeClock, aware, check_ledger, claim, make_job, unfinished
 
 G, U = 1, 10
 
@@ -33,7 +34,7 @@ async def test_happy_path_keeps_every_request_field(storage: Storage, clock: Fak
     )
     assert job.state is JobState.QUEUED
     await storage.set_job_messages(job.id or 0, status_message_id=900)
-    [claimed] = await storage.claim_for_submit("worker-a")
+    [claimed] = await claim(storage, "worker-a")
     assert claimed.id == job.id
     assert claimed.lease_owner == "worker-a"
     job = await storage.mark_submitting(job.id or 0, owner="worker-a")
@@ -52,7 +53,9 @@ async def test_happy_path_keeps_every_request_field(storage: Storage, clock: Fak
     job = await storage.mark_completed(
         job.id or 0, owner="worker-b", video_url="https://v/x.mp4", credits_charged=310
     )
-    job = await storage.mark_delivered(job.id or 0, owner="worker-b", message_id=901, notes="uploaded 12 MB")
+    job = await storage.mark_delivered(
+        job.id or 0, owner="worker-b", message_id=901, via=DeliveredVia.ATTACHMENT, notes="uploaded 12 MB"
+    )
     loaded = await storage.get_job(job.id or 0)
     assert loaded is not None
     assert loaded.state is JobState.DELIVERED
@@ -73,6 +76,7 @@ async def test_happy_path_keeps_every_request_field(storage: Storage, clock: Fak
         180,
         "uploaded 12 MB",
     )
+    assert loaded.delivered_via is DeliveredVia.ATTACHMENT
     assert loaded.submitted_at is not None
     assert loaded.completed_at is not None
     assert aware(loaded.submitted_at)
@@ -100,7 +104,7 @@ def _req() -> JobRequest:
 async def test_review_flow(storage: Storage) -> None:
     job = await make_job(storage, review=True)
     assert job.state is JobState.PENDING_REVIEW
-    assert await storage.claim_for_submit("w") == []  # not workable until approved
+    assert await claim(storage, "w") == []  # not workable until approved
     await storage.set_job_messages(job.id or 0, review_message_id=321)
     approved = await storage.approve(job.id or 0, moderator_id=99)
     assert (approved.state, approved.reviewed_by, approved.review_message_id) == (JobState.QUEUED, 99, 321)
@@ -125,7 +129,7 @@ async def test_refused_transitions(storage: Storage) -> None:
 
 async def test_cannot_cancel_once_submitting(storage: Storage) -> None:
     job = await make_job(storage)
-    await storage.claim_for_submit("w")
+    await claim(storage, "w")
     await storage.mark_submitting(job.id or 0, owner="w")
     with pytest.raises(InvalidTransition):
         await storage.cancel(job.id or 0, actor_id=U)
@@ -133,7 +137,7 @@ async def test_cannot_cancel_once_submitting(storage: Storage) -> None:
 
 async def test_cancel_wins_over_a_worker_that_read_the_job_before(storage: Storage) -> None:
     job = await make_job(storage)
-    await storage.claim_for_submit("w")
+    await claim(storage, "w")
     await storage.cancel(job.id or 0, actor_id=U)  # the member cancels while the worker holds it
     with pytest.raises(InvalidTransition):
         await storage.mark_submitting(job.id or 0, owner="w")
@@ -142,15 +146,15 @@ async def test_cancel_wins_over_a_worker_that_read_the_job_before(storage: Stora
 
 async def test_rate_limited_submission_is_requeued_with_backoff(storage: Storage, clock: FakeClock) -> None:
     job = await make_job(storage)
-    await storage.claim_for_submit("w")
+    await claim(storage, "w")
     await storage.mark_submitting(job.id or 0, owner="w")
     requeued = await storage.requeue_with_backoff(
         job.id or 0, owner="w", retry_at=clock.current + timedelta(seconds=30), error="429"
     )
     assert (requeued.state, requeued.lease_owner, requeued.error) == (JobState.QUEUED, None, "429")
-    assert await storage.claim_for_submit("w") == []
+    assert await claim(storage, "w") == []
     clock.advance(seconds=30)
-    [again] = await storage.claim_for_submit("w")
+    [again] = await claim(storage, "w")
     again = await storage.mark_submitting(again.id or 0, owner="w")
     assert again.attempts == 2
     await check_ledger(storage)
@@ -159,14 +163,14 @@ async def test_rate_limited_submission_is_requeued_with_backoff(storage: Storage
 async def test_lost_submissions_are_refunded_at_start_up(storage: Storage, clock: FakeClock) -> None:
     job = await make_job(storage, estimate=120)
     other = await make_job(storage, estimate=10)
-    await storage.claim_for_submit("dead-process", limit=2, lease=timedelta(seconds=60))
+    await claim(storage, "dead-process", limit=2, lease=timedelta(seconds=60))
     await storage.mark_submitting(job.id or 0, owner="dead-process")
     assert await storage.recover_lost_submissions() == []  # lease still valid: maybe still running
     clock.advance(seconds=61)
     [lost] = await storage.recover_lost_submissions()
     assert (lost.id, lost.state) == (job.id, JobState.LOST)
     assert (await storage.balance(G, U)).available == 290
-    resumable = await storage.jobs_to_resume()
+    resumable = await unfinished(storage)
     assert [j.id for j in resumable] == [other.id]
     await check_ledger(storage)
 
@@ -174,7 +178,7 @@ async def test_lost_submissions_are_refunded_at_start_up(storage: Storage, clock
 async def test_mark_lost_and_fail_from_submitting_refund(storage: Storage) -> None:
     a = await make_job(storage, estimate=100)
     b = await make_job(storage, estimate=50)
-    await storage.claim_for_submit("w", limit=2)
+    await claim(storage, "w", limit=2)
     await storage.mark_submitting(a.id or 0, owner="w")
     await storage.mark_submitting(b.id or 0, owner="w")
     await storage.mark_lost(a.id or 0, owner="w", reason="timeout")
@@ -188,12 +192,12 @@ async def test_expired_lease_is_taken_over_and_the_old_owner_is_fenced(
     storage: Storage, clock: FakeClock
 ) -> None:
     job = await make_job(storage)
-    [mine] = await storage.claim_for_submit("a", lease=timedelta(seconds=30))
-    assert await storage.claim_for_submit("b") == []  # held
+    [mine] = await claim(storage, "a", lease=timedelta(seconds=30))
+    assert await claim(storage, "b") == []  # held
     renewed = await storage.renew_lease(mine.id or 0, owner="a", lease=timedelta(seconds=30))
     assert renewed.lease_expires_at == clock.current + timedelta(seconds=30)
     clock.advance(seconds=31)
-    [theirs] = await storage.claim_for_submit("b")
+    [theirs] = await claim(storage, "b")
     assert theirs.id == job.id
     with pytest.raises(LeaseLost) as lost:
         await storage.mark_submitting(job.id or 0, owner="a")

@@ -35,6 +35,7 @@ from hypothesis.stateful import (
 
 from storage import (
     BudgetExceeded,
+    DeliveredVia,
     InsufficientCredits,
     InvalidTransition,
     JobState,
@@ -43,7 +44,7 @@ from storage import (
 )
 from storage.states import TRANSITIONS
 from tests.storage.conftest import ENGINES
-from tests.storage.helpers import REQUEST, FakeClock, check_ledger, next_interaction
+from tests.storage.helpers import REQUEST, FakeClock, check_ledger, claim, next_interaction
 
 T = TypeVar("T")
 MEMBERS = (10, 11, 12)
@@ -98,7 +99,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def lease_all(self) -> None:
         self.run(
-            self.storage.claim(OWNER, [JobState.QUEUED, JobState.PROCESSING, JobState.COMPLETED], limit=1000)
+            claim(self.storage, OWNER, [JobState.QUEUED, JobState.PROCESSING, JobState.COMPLETED], limit=1000)
         )
 
     @initialize(
@@ -169,7 +170,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 job, owner=OWNER, task_id=f"t{job}", credits_used=used
             ),
             JobState.COMPLETED: storage.mark_completed(job, owner=OWNER, video_url="https://v/x.mp4"),
-            JobState.DELIVERED: storage.mark_delivered(job, owner=OWNER, message_id=9),
+            JobState.DELIVERED: storage.mark_delivered(job, owner=OWNER, message_id=9, via=DeliveredVia.LINK),
             JobState.FAILED: storage.fail(job, owner=None, reason="boom"),
             JobState.LOST: storage.mark_lost(job, owner=None, reason="timeout"),
         }

@@ -15,12 +15,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from storage import JobState, Storage, upgrade_to_head
+from storage import DeliveredVia, JobState, Storage, upgrade_to_head
 from storage.database import DEFAULT_DATABASE_URL, alembic_config
 from storage.models import metadata
 from tests.postgres import create_database, drop_database
 from tests.storage.conftest import ENGINES
-from tests.storage.helpers import FakeClock, check_ledger, make_job, migrate_in_thread
+from tests.storage.helpers import FakeClock, check_ledger, claim, ledger_entries, make_job, migrate_in_thread
 
 _databases = itertools.count()
 
@@ -54,25 +54,28 @@ async def test_migrated_schema_equals_the_models(empty_url: str) -> None:
 
 
 async def test_upgrade_keeps_balances_and_jobs(empty_url: str) -> None:
-    """Build data at the first revision, upgrade to head, and find everything as it was."""
-    await asyncio.to_thread(command.upgrade, alembic_config(empty_url), "0001")
+    """Build data, take the schema back to the first revision (what an old database has), upgrade to
+    head, and find everything as it was. (The data is made at head: today's code cannot write to an
+    older schema, since it reads and writes every column of today's models.)"""
+    await upgrade_to_head(empty_url)
     clock = FakeClock()
     async with Storage(empty_url, clock=clock) as storage:
         await storage.grant(1, 10, 500, actor_id=7)
         await storage.update_guild_settings(1, allowance_credits=400, budget_credits=5000)
         queued = await make_job(storage, estimate=120)
         done = await make_job(storage, estimate=200, user_id=11)
-        await storage.claim_for_submit("w", limit=5)
+        await claim(storage, "w", limit=5)
         await storage.mark_submitting(done.id or 0, owner="w")
         await storage.mark_processing(done.id or 0, owner="w", task_id="t-1", credits_used=180)
         before = [await storage.balance(1, 10), await storage.balance(1, 11)]
-        ledger_before = await storage.ledger_entries(1, 10) + await storage.ledger_entries(1, 11)
+        ledger_before = await ledger_entries(storage, 1, 10) + await ledger_entries(storage, 1, 11)
 
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_url), "0001")
     await upgrade_to_head(empty_url)
 
     async with Storage(empty_url, clock=clock) as storage:
         assert [await storage.balance(1, 10), await storage.balance(1, 11)] == before
-        ledger_after = await storage.ledger_entries(1, 10) + await storage.ledger_entries(1, 11)
+        ledger_after = await ledger_entries(storage, 1, 10) + await ledger_entries(storage, 1, 11)
         assert [e.model_dump() for e in ledger_after] == [e.model_dump() for e in ledger_before]
         reloaded = await storage.get_job(queued.id or 0)
         assert reloaded is not None
@@ -92,6 +95,54 @@ async def test_upgrade_keeps_balances_and_jobs(empty_url: str) -> None:
         await check_ledger(storage)
         # And the upgraded database keeps working.
         await storage.mark_completed(done.id or 0, owner="w", video_url="https://v/1.mp4")
+    assert await _schema_diff(empty_url) == []
+
+
+async def _delivered(storage: Storage, via: DeliveredVia, notes: str | None) -> int:
+    """A job taken through to delivered, ``via`` something, with the worker's ``notes``."""
+    job_id = (await make_job(storage, estimate=10)).id or 0
+    await claim(storage, "w")
+    await storage.mark_submitting(job_id, owner="w")
+    await storage.mark_processing(job_id, owner="w", task_id=f"t-{job_id}", credits_used=10)
+    await storage.mark_completed(job_id, owner="w", video_url=f"https://v/{job_id}.mp4")
+    await storage.mark_delivered(job_id, owner="w", message_id=900 + job_id, via=via, notes=notes)
+    return job_id
+
+
+async def test_upgrade_fills_delivered_via_from_the_delivery_notes(empty_url: str) -> None:
+    """Jobs delivered before ``delivered_via`` existed get it from the notes the worker wrote."""
+    await upgrade_to_head(empty_url)
+    link, dm = DeliveredVia.LINK, DeliveredVia.DIRECT_MESSAGE
+    async with Storage(empty_url, clock=FakeClock()) as storage:
+        await storage.grant(1, 10, 1000, actor_id=7)
+        expected = {
+            await _delivered(storage, DeliveredVia.ATTACHMENT, "attached"): DeliveredVia.ATTACHMENT,
+            await _delivered(
+                storage, link, "posted as a link: it is 30.0 MB, more than this server's 10.0 MB upload limit"
+            ): link,
+            await _delivered(
+                storage, link, "posted as a link: Discord refused the file as too large for this server"
+            ): link,
+            await _delivered(
+                storage, dm, "sent by direct message: the channel refused it (Discord error 10003)"
+            ): dm,
+            await _delivered(storage, link, None): None,  # no notes: nothing to tell from
+            await _delivered(storage, link, "uploaded 12 MB"): None,  # not the worker's words
+            (await make_job(storage, estimate=10)).id or 0: None,  # not delivered
+        }
+
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_url), "0001")
+    async with Storage(empty_url) as storage, storage.engine.connect() as conn:
+        columns = await conn.run_sync(lambda c: {col["name"] for col in sa.inspect(c).get_columns("jobs")})
+    assert "delivered_via" not in columns
+    assert "delivery_notes" in columns
+    await upgrade_to_head(empty_url)
+
+    async with Storage(empty_url) as storage:
+        loaded = [await storage.get_job(job_id) for job_id in expected]
+    found = {job.id: job.delivered_via for job in loaded if job is not None}
+    assert found == expected
+    assert all(via is None or type(via) is DeliveredVia for via in found.values())
     assert await _schema_diff(empty_url) == []
 
 

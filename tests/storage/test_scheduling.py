@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from storage import JobState, Storage
-from tests.storage.helpers import make_job
+from tests.storage.helpers import in_flight, make_job
 
 
 async def queue_jobs(storage: Storage, jobs_per_member: dict[int, int]) -> dict[int, list[int]]:
@@ -48,7 +48,7 @@ async def test_the_cap_counts_every_generation_in_flight(storage: Storage) -> No
     await queue_jobs(storage, {10: 4, 11: 4})
     first = await storage.claim_fair_for_submit("w1", limit=10, max_in_flight=3)
     assert len(first) == 3
-    assert await storage.in_flight() == 3  # claimed, not yet submitting: they count
+    assert await in_flight(storage) == 3  # claimed, not yet submitting: they count
     await storage.mark_submitting(first[0].id or 0, owner="w1")
     assert await storage.claim_fair_for_submit("w2", limit=10, max_in_flight=3) == []
     await storage.cancel(first[1].id or 0, actor_id=None)  # a claimed job that ends frees a slot
@@ -63,7 +63,7 @@ async def test_two_claimers_at_once_never_share_a_job_nor_overshoot(storage: Sto
     )
     ids = [job.id for batch in results for job in batch]
     assert len(ids) == len(set(ids)) == 7
-    assert await storage.in_flight() == 7
+    assert await in_flight(storage) == 7
 
 
 async def test_backed_off_jobs_wait_their_turn(storage: Storage) -> None:

@@ -1,0 +1,57 @@
+"""The plain values the facade hands back about credits: a member's balance, a grant, a server's spend.
+
+Frozen dataclasses, detached from any session, so a cog can keep and render them freely. (Jobs, guild
+settings and ledger rows come back as the model instances of :mod:`storage.models`.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from storage.periods import Period
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """A member's credits right now (after any due refill)."""
+
+    guild_id: int
+    user_id: int
+    allowance_left: int
+    allowance_total: int
+    bonus: int
+    reserved: int
+    active_jobs: int
+    period: Period
+    period_start: datetime
+    next_refill_at: datetime
+
+    @property
+    def available(self) -> int:
+        """What the member can spend on a new job."""
+        return self.allowance_left + self.bonus
+
+
+@dataclass(frozen=True, slots=True)
+class GrantResult:
+    """What a grant actually moved (a negative grant stops at zero) and the balance after it."""
+
+    granted: int
+    balance: Balance
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSnapshot:
+    """A server's spend in its current budget period."""
+
+    guild_id: int
+    period: Period
+    period_start: datetime
+    resets_at: datetime
+    spent: int
+    budget: int | None
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.budget is None else max(self.budget - self.spent, 0)
