@@ -25,7 +25,7 @@ from discord.ext import commands
 from cogs import cards
 from cogs.audit import audit, who
 from cogs.common import NO_MENTIONS, Interaction, UserFacingError
-from moderation import find_blocked_term, normalise
+from generation.blocklist import find_blocked_term, normalise
 from storage import (
     BudgetSnapshot,
     DuplicateOperation,

@@ -29,7 +29,7 @@ from cogs import audit as audit_lines
 from cogs import cards, review
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, Interaction, UserFacingError, answer_ephemeral, answer_error
-from moderation import find_blocked_term
+from generation.blocklist import find_blocked_term
 from storage import (
     BudgetExceeded,
     DuplicateInteraction,
