@@ -57,6 +57,24 @@ def requested(job: Job) -> str:
     )
 
 
+def blocked(user_id: int, channel_id: int | None, term: str) -> str:
+    """A prompt was refused for a blocklisted term: who and which term, never the prompt itself."""
+    where = f" in <#{channel_id}>" if channel_id is not None else ""
+    return (
+        f"⛔ Refused a prompt from {who(user_id)}{where}: it contains the blocklisted term "
+        f"“{discord.utils.escape_markdown(term)}”."
+    )
+
+
+def blocked_on_approval(job: Job, term: str) -> str:
+    """Approve was pressed on a request whose prompt the blocklist refuses now: it was rejected instead."""
+    return (
+        f"⛔ Job #{job.id} of {who(job.user_id)} was rejected, not approved, when {who(job.reviewed_by)} "
+        f"pressed Approve: its prompt contains the blocklisted term “{discord.utils.escape_markdown(term)}”. "
+        f"{job.estimate_credits} credits went back to them."
+    )
+
+
 def approved(job: Job) -> str:
     return f"✅ {who(job.reviewed_by)} approved job #{job.id} of {who(job.user_id)}; it is queued."
 

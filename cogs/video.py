@@ -447,8 +447,10 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
 
         self.check_channel(interaction, settings.allowed_channel_ids)
         if (term := find_blocked_term(options.prompt, settings.blocklist_terms)) is not None:
+            # The member is not told which term: probing must not reveal the list. The moderators are.
+            await audit(bot, guild_id, audit_lines.blocked(member.id, interaction.channel_id, term))
             raise UserFacingError(
-                f"Your prompt contains “{term}”, which this server does not allow; rephrase it and try again."
+                "Your prompt contains something this server does not allow; rephrase it and try again."
             )
         self.check_bot_permissions(interaction)
 
