@@ -31,7 +31,7 @@ from cogs.settings_card import (
     settings_embed,
     where_videos_may_be_made,
 )
-from generation.blocklist import find_blocked_term, normalise
+from generation.blocklist import normalise_term
 from storage import (
     DuplicateOperation,
     GuildSettings,
@@ -323,7 +323,7 @@ class Admin(
     )
     @app_commands.describe(
         action="Add a term, remove one, or list them all",
-        term="A word or phrase; matched on whole words, ignoring case and accents",
+        term="A word or phrase, matched on whole words however disguised; end it with * for word starts",
     )
     @app_commands.choices(action=BLOCKLIST_ACTIONS)
     async def blocklist(
@@ -343,11 +343,13 @@ class Admin(
             raise UserFacingError(f"Say which term to {action.value}: fill in `term`.")
         shown = f"“{discord.utils.escape_markdown(term)}”"
 
+        key = normalise_term(term)
+
         def change(current: GuildSettings) -> GuildSettingsChanges:
             terms = list(current.blocklist_terms)
-            same = [existing for existing in terms if normalise(existing) == normalise(term)]
+            same = [e for e in terms if e == term or (key is not None and normalise_term(e) == key)]
             if action.value == "add":
-                if find_blocked_term(term, [term]) is None:
+                if key is None:
                     raise UserFacingError(
                         f"{shown} has no letters or digits, so it could never match a prompt."
                     )

@@ -57,11 +57,21 @@ def requested(job: Job) -> str:
     )
 
 
-def blocked(user_id: int, channel_id: int, term: str) -> str:
-    """A prompt matched the blocklist: who and which term, never the prompt (moderators decide on the
-    member, and the prompt may be exactly what should not be repeated)."""
+def blocked(user_id: int, channel_id: int | None, term: str) -> str:
+    """A prompt was refused for a blocklisted term: who and which term, never the prompt itself."""
+    where = f" in <#{channel_id}>" if channel_id is not None else ""
     return (
-        f"⛔ {who(user_id)} was refused in <#{channel_id}>: the prompt matched the blocklist term “{term}”."
+        f"⛔ Refused a prompt from {who(user_id)}{where}: it contains the blocklisted term "
+        f"“{discord.utils.escape_markdown(term)}”."
+    )
+
+
+def blocked_on_approval(job: Job, term: str) -> str:
+    """Approve was pressed on a request whose prompt the blocklist refuses now: it was rejected instead."""
+    return (
+        f"⛔ Job #{job.id} of {who(job.user_id)} was rejected, not approved, when {who(job.reviewed_by)} "
+        f"pressed Approve: its prompt contains the blocklisted term “{discord.utils.escape_markdown(term)}”. "
+        f"{job.estimate_credits} credits went back to them."
     )
 
 

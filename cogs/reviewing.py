@@ -21,12 +21,16 @@ from cogs import audit as audit_lines
 from cogs import cards, views
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral, mention_only
+from generation.blocklist import find_blocked_term
 from storage import InvalidTransition, Job, JobNotFound
 
 if TYPE_CHECKING:
     from bot import KlingBot
 
 log = logging.getLogger(__name__)
+
+#: What the member reads when Approve meets a prompt the blocklist refuses now (it names no term).
+BLOCKED_REASON = "the prompt contains something this server does not allow"
 
 
 def may_review(permissions: discord.Permissions) -> bool:
@@ -139,9 +143,17 @@ async def tell_requester_rejected(bot: KlingBot, job: Job) -> None:
 
 
 async def approve(interaction: discord.Interaction[Any], job_id: int) -> None:
-    """Queue the job (the delivery worker takes it from there) and show who approved it."""
+    """Queue the job (the delivery worker takes it from there) and show who approved it.
+
+    The prompt is checked again against the blocklist as it is now: a term added while the request
+    waited turns the approval into a rejection with the credits given back.
+    """
     bot: KlingBot = interaction.client
-    await load_for_review(interaction, job_id)
+    job = await load_for_review(interaction, job_id)
+    terms = (await bot.storage.get_guild_settings(job.guild_id)).blocklist_terms
+    if (term := find_blocked_term(job.prompt, terms)) is not None:
+        await reject_blocked(interaction, job_id, term)
+        return
     try:
         job = await bot.storage.approve(job_id, moderator_id=interaction.user.id)
     except (InvalidTransition, JobNotFound):
@@ -150,6 +162,30 @@ async def approve(interaction: discord.Interaction[Any], job_id: int) -> None:
     await redraw_pressed_card(interaction, job)
     await cards.refresh_status_card(bot, job)
     await audit(bot, job.guild_id, audit_lines.approved(job))
+
+
+async def reject_blocked(interaction: discord.Interaction[Any], job_id: int, term: str) -> None:
+    """Approve pressed on a prompt the blocklist now refuses: reject it, and tell the moderator why.
+
+    The member's notice gives a reason without the term (members must not learn the list); the
+    moderator and the audit line name it.
+    """
+    bot: KlingBot = interaction.client
+    try:
+        job = await bot.storage.reject(job_id, moderator_id=interaction.user.id, reason=BLOCKED_REASON)
+    except (InvalidTransition, JobNotFound):
+        await answer_already_decided(interaction, job_id)
+        return
+    await redraw_pressed_card(interaction, job)
+    await cards.refresh_status_card(bot, job)
+    await tell_requester_rejected(bot, job)
+    shown = discord.utils.escape_markdown(term)
+    await answer_ephemeral(
+        interaction,
+        f"Not approved: the prompt now contains the blocklisted term “{shown}”, so I rejected the request "
+        f"and gave the member their {job.estimate_credits} credits back.",
+    )
+    await audit(bot, job.guild_id, audit_lines.blocked_on_approval(job, term))
 
 
 async def reject(interaction: discord.Interaction[Any], job_id: int, reason: str | None) -> None:

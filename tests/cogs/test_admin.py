@@ -267,7 +267,9 @@ async def test_blocklist_add_list_remove_through_video(harness: Harness) -> None
     added = await admin(h, "blocklist", action="add", term="Gore")
     assert added.content.startswith("Added “Gore”: prompts containing it are refused from now on.")
     refusal = await video(h, prompt="A GORE festival at night")
-    assert refusal.content.startswith("Your prompt contains “Gore”, which this server does not allow")
+    assert refusal.content == (
+        "Your prompt contains something this server does not allow; rephrase it and try again."
+    )
     assert await h.storage.list_jobs(h.guild_id, h.member_id) == []
 
     duplicate = await admin(h, "blocklist", action="add", term="gore")

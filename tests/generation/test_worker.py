@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from generation import outcomes, shapes
 from generation.worker import Worker
 from storage import DeliveredVia, Job, JobState, Storage
-from tests.storage.helpers import check_ledger, migrate_in_thread, next_interaction
+from tests.storage.helpers import FakeClock, check_ledger, migrate_in_thread, next_interaction
 from ulazai.client import UlazAIClient
 from ulazai.errors import (
     AuthenticationError,
@@ -139,7 +139,8 @@ def template() -> Iterator[Path]:
 async def scenario(
     url: str, generate: TaskResult | UlazAIError, status: TaskResult | UlazAIError, posting: str, late: bool
 ) -> None:
-    async with Storage(url) as storage:
+    clock = FakeClock()
+    async with Storage(url, clock=clock) as storage:
         await storage.update_guild_settings(1, allowance_credits=1_000)
         job = await storage.create_job(
             interaction_id=next_interaction(),
@@ -178,7 +179,8 @@ async def scenario(
         assert submitted.state is expected
         await check_ledger(storage)
         if submitted.state is JobState.PROCESSING:
-            (due,) = await storage.claim(OWNER, (JobState.PROCESSING,), limit=1) or [submitted]
+            clock.advance(seconds=90)  # the first poll is due
+            (due,) = await storage.claim_for_poll(OWNER, limit=1)
             await worker.poll(due)
             polled = await storage.get_job(job.id)
             assert polled is not None
