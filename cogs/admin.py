@@ -28,15 +28,15 @@ from cogs.settings_card import (
     EVERY,
     blocklist_text,
     budget_text,
+    grant_texts,
     settings_embed,
     where_videos_may_be_made,
 )
-from generation.blocklist import normalise_term
+from generation import checks, server_settings
 from storage import (
     DuplicateOperation,
     GuildSettings,
     GuildSettingsChanges,
-    InvalidSetting,
     JobState,
     Period,
 )
@@ -48,13 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ADMIN_REFUSAL = "Only members with the Manage Server permission can change how the video bot runs here."
-#: What the bot needs in a channel it posts review cards or audit lines to.
-POSTING_PERMISSIONS: tuple[tuple[str, str], ...] = (
-    ("view_channel", "View Channel"),
-    ("send_messages", "Send Messages"),
-    ("embed_links", "Embed Links"),
-)
-MAX_BLOCKLIST_TERMS = 200
 MAX_TERM_LENGTH = 100
 MAX_CREDITS = 1_000_000
 MAX_BUDGET = 100_000_000
@@ -75,14 +68,6 @@ BLOCKLIST_ACTIONS = [
 ]
 
 
-class NoChange(Exception):
-    """The setting already is what the admin asked for: answered, nothing written, nothing audited."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 class NotAnAdmin(UserFacingError, app_commands.CheckFailure):
     """The run-time permission check failed. A ``CheckFailure`` so discord.py hands it to the tree's
     ``on_error``, and a ``UserFacingError`` so the member reads this sentence, not a generic one."""
@@ -91,7 +76,7 @@ class NotAnAdmin(UserFacingError, app_commands.CheckFailure):
 def check_bot_can_post(channel: discord.abc.GuildChannel) -> None:
     """Refuse a review or audit channel the bot could not post in, now rather than at the first request."""
     granted = channel.permissions_for(channel.guild.me)  # GUILD_CREATE always carries the bot's member
-    missing = [label for flag, label in POSTING_PERMISSIONS if not getattr(granted, flag)]
+    missing = checks.missing_posting_permissions(lambda flag: bool(getattr(granted, flag)))
     if missing:
         raise UserFacingError(
             f"I can't post in {channel.mention}: I need the {', '.join(missing)} permission"
@@ -128,24 +113,14 @@ class Admin(
         return interaction.guild_id
 
     async def update(self, guild_id: int, **changes: Unpack[GuildSettingsChanges]) -> GuildSettings:
-        """Change settings; a value storage refuses becomes one sentence for the admin."""
-        try:
-            return await self.bot.storage.update_guild_settings(guild_id, **changes)
-        except InvalidSetting as error:
-            raise UserFacingError(
-                f"That can't be set: {error.field.replace('_', ' ')} {error.message}."
-            ) from None
+        """Change settings; a value storage refuses (``InvalidSetting``) is answered by the tree."""
+        return await self.bot.storage.update_guild_settings(guild_id, **changes)
 
     async def edit(
         self, guild_id: int, change: Callable[[GuildSettings], GuildSettingsChanges]
     ) -> GuildSettings:
         """A change computed from the current settings under the row's lock (no lost concurrent edits)."""
-        try:
-            return await self.bot.storage.edit_guild_settings(guild_id, change)
-        except InvalidSetting as error:
-            raise UserFacingError(
-                f"That can't be set: {error.field.replace('_', ' ')} {error.message}."
-            ) from None
+        return await self.bot.storage.edit_guild_settings(guild_id, change)
 
     async def done(
         self, interaction: Interaction, answer: str, audit_line: str | None = None, *, icon: str = "⚙️"
@@ -167,28 +142,27 @@ class Admin(
         await interaction.response.defer(ephemeral=True)
         guild_id = self.guild_id(interaction)
 
-        def change(current: GuildSettings) -> GuildSettingsChanges:
-            allowed = list(current.allowed_channel_ids)
-            if enabled and channel.id in allowed:
-                raise NoChange(f"{channel.mention} is already open. {where_videos_may_be_made(allowed)}")
-            if not enabled and channel.id not in allowed:
-                if not allowed:
-                    raise UserFacingError(
-                        "No channel is singled out yet, so videos can be made everywhere. To limit them, allow "
-                        "the channels you want with `enabled: True`: every other channel then closes."
-                    )
-                raise NoChange(f"{channel.mention} is already closed. {where_videos_may_be_made(allowed)}")
-            if enabled:
-                allowed.append(channel.id)
-            else:
-                allowed.remove(channel.id)
-            return {"allowed_channel_ids": allowed}
-
         try:
-            settings = await self.edit(guild_id, change)
-        except NoChange as same:
-            await self.done(interaction, same.message)
+            settings = await self.edit(
+                guild_id,
+                lambda current: {
+                    "allowed_channel_ids": server_settings.set_channel(
+                        current.allowed_channel_ids, channel.id, enabled=enabled
+                    )
+                },
+            )
+        except server_settings.NoChange:
+            current = (await self.bot.storage.get_guild_settings(guild_id)).allowed_channel_ids
+            state = "open" if enabled else "closed"
+            await self.done(
+                interaction, f"{channel.mention} is already {state}. {where_videos_may_be_made(current)}"
+            )
             return
+        except server_settings.NothingSingledOut:
+            raise UserFacingError(
+                "No channel is singled out yet, so videos can be made everywhere. To limit them, allow "
+                "the channels you want with `enabled: True`: every other channel then closes."
+            ) from None
         now = where_videos_may_be_made(settings.allowed_channel_ids)
         verb = "allowed" if enabled else "stopped"
         await self.done(
@@ -300,20 +274,7 @@ class Admin(
             )
         except DuplicateOperation:
             raise UserFacingError("This grant was already applied; see `/credits member:`.") from None
-        available = f"They can spend {result.balance.available:,} credits now."
-        if result.granted > 0:
-            answer = f"Gave {member.mention} {result.granted:,} bonus credits. {available}"
-            line = f"granted {result.granted:,} bonus credits to {member.mention}. {available}"
-        elif result.granted == 0:
-            answer = (
-                f"{member.mention} has no bonus credits, so nothing was taken (allowances are never taken)."
-            )
-            line = None
-        else:
-            taken = -result.granted
-            short = " (all they had)" if taken < -credits else ""
-            answer = f"Took {taken:,} bonus credits from {member.mention}{short}. {available}"
-            line = f"took {taken:,} bonus credits from {member.mention}{short}. {available}"
+        answer, line = grant_texts(member.mention, result, asked=credits)
         await self.done(interaction, answer, line, icon="🎁")
 
     # -- what may be asked for ---------------------------------------------------------------------------
@@ -343,28 +304,13 @@ class Admin(
             raise UserFacingError(f"Say which term to {action.value}: fill in `term`.")
         shown = f"“{discord.utils.escape_markdown(term)}”"
 
-        key = normalise_term(term)
-
-        def change(current: GuildSettings) -> GuildSettingsChanges:
-            terms = list(current.blocklist_terms)
-            same = [e for e in terms if e == term or (key is not None and normalise_term(e) == key)]
-            if action.value == "add":
-                if key is None:
-                    raise UserFacingError(
-                        f"{shown} has no letters or digits, so it could never match a prompt."
-                    )
-                if same:
-                    raise UserFacingError(f"{shown} is already on the blocklist.")
-                if len(terms) >= MAX_BLOCKLIST_TERMS:
-                    raise UserFacingError(
-                        f"The blocklist is full ({MAX_BLOCKLIST_TERMS} terms); remove some first."
-                    )
-                return {"blocklist_terms": [*terms, term]}
-            if not same:
-                raise UserFacingError(f"{shown} is not on the blocklist.")
-            return {"blocklist_terms": [existing for existing in terms if existing not in same]}
-
-        settings = await self.edit(guild_id, change)
+        edit = server_settings.add_term if action.value == "add" else server_settings.remove_term
+        try:
+            settings = await self.edit(
+                guild_id, lambda current: {"blocklist_terms": edit(current.blocklist_terms, term)}
+            )
+        except server_settings.TermRefused as refused:
+            raise UserFacingError(f"{shown} {refused.message}.") from None
         count = f"{len(settings.blocklist_terms)} term{'s' if len(settings.blocklist_terms) != 1 else ''}"
         if action.value == "add":
             answer = (

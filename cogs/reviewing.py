@@ -170,34 +170,33 @@ async def reject_blocked(interaction: discord.Interaction[Any], job_id: int, ter
     The member's notice gives a reason without the term (members must not learn the list); the
     moderator and the audit line name it.
     """
-    bot: KlingBot = interaction.client
-    try:
-        job = await bot.storage.reject(job_id, moderator_id=interaction.user.id, reason=BLOCKED_REASON)
-    except (InvalidTransition, JobNotFound):
-        await answer_already_decided(interaction, job_id)
+    job = await reject(interaction, job_id, BLOCKED_REASON, audited=False)
+    if job is None:
         return
-    await redraw_pressed_card(interaction, job)
-    await cards.refresh_status_card(bot, job)
-    await tell_requester_rejected(bot, job)
     shown = discord.utils.escape_markdown(term)
     await answer_ephemeral(
         interaction,
         f"Not approved: the prompt now contains the blocklisted term “{shown}”, so I rejected the request "
         f"and gave the member their {job.estimate_credits} credits back.",
     )
-    await audit(bot, job.guild_id, audit_lines.blocked_on_approval(job, term))
+    await audit(interaction.client, job.guild_id, audit_lines.blocked_on_approval(job, term))
 
 
-async def reject(interaction: discord.Interaction[Any], job_id: int, reason: str | None) -> None:
-    """Release the credits, show who rejected it, and tell the member why."""
+async def reject(
+    interaction: discord.Interaction[Any], job_id: int, reason: str | None, *, audited: bool = True
+) -> Job | None:
+    """Release the credits, show who rejected it, and tell the member why; ``None`` when someone else
+    decided first (the moderator is told). ``audited=False`` leaves the audit line to the caller."""
     bot: KlingBot = interaction.client
     await load_for_review(interaction, job_id)
     try:
         job = await bot.storage.reject(job_id, moderator_id=interaction.user.id, reason=reason)
     except (InvalidTransition, JobNotFound):
         await answer_already_decided(interaction, job_id)
-        return
+        return None
     await redraw_pressed_card(interaction, job)
     await cards.refresh_status_card(bot, job)
     await tell_requester_rejected(bot, job)
-    await audit(bot, job.guild_id, audit_lines.rejected(job))
+    if audited:
+        await audit(bot, job.guild_id, audit_lines.rejected(job))
+    return job

@@ -6,7 +6,7 @@ from __future__ import annotations
 import discord
 
 from cogs import cards
-from storage import BudgetSnapshot, GuildSettings, JobState
+from storage import BudgetSnapshot, GrantResult, GuildSettings, JobState
 from ulazai.pricing import DIRECTORY_DISCOUNT
 
 #: How a period reads in a sentence ("300 credits a week").
@@ -94,3 +94,21 @@ def settings_embed(
         inline=False,
     )
     return embed
+
+
+def grant_texts(member: str, result: GrantResult, *, asked: int) -> tuple[str, str | None]:
+    """The admin's answer to a grant, and its audit line (``None`` when nothing moved)."""
+    available = f"They can spend {result.balance.available:,} credits now."
+    if result.granted > 0:
+        return (
+            f"Gave {member} {result.granted:,} bonus credits. {available}",
+            f"granted {result.granted:,} bonus credits to {member}. {available}",
+        )
+    if result.granted == 0:
+        return f"{member} has no bonus credits, so nothing was taken (allowances are never taken).", None
+    taken = -result.granted
+    short = " (all they had)" if taken < -asked else ""
+    return (
+        f"Took {taken:,} bonus credits from {member}{short}. {available}",
+        f"took {taken:,} bonus credits from {member}{short}. {available}",
+    )

@@ -58,6 +58,29 @@ def choice_value(choice: app_commands.Choice[str] | None) -> str | None:
     return None if choice is None else choice.value
 
 
+def typed_options(
+    prompt: str,
+    mode: GenerationMode,
+    model: app_commands.Choice[str] | None,
+    duration: int | None,
+    quality: app_commands.Choice[str] | None,
+    aspect_ratio: app_commands.Choice[str] | None,
+    sound: bool | None,
+    multi_shot: bool | None,
+) -> VideoOptions:
+    """The options both commands share, as the member typed them."""
+    return VideoOptions(
+        prompt=prompt,
+        mode=mode,
+        model=choice_value(model),
+        duration=duration,
+        quality=choice_value(quality),
+        aspect_ratio=choice_value(aspect_ratio),
+        sound=sound,
+        multi_shot=multi_shot,
+    )
+
+
 class Video(commands.GroupCog, group_name="video", group_description="Make AI videos with Kling"):
     """The member-facing video commands."""
 
@@ -81,15 +104,8 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
         multi_shot: bool | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        options = VideoOptions(
-            prompt=prompt,
-            mode=GenerationMode.TEXT_TO_VIDEO,
-            model=choice_value(model),
-            duration=duration,
-            quality=choice_value(quality),
-            aspect_ratio=choice_value(aspect_ratio),
-            sound=sound,
-            multi_shot=multi_shot,
+        options = typed_options(
+            prompt, GenerationMode.TEXT_TO_VIDEO, model, duration, quality, aspect_ratio, sound, multi_shot
         )
         await requesting.request_video(interaction, options)
 
@@ -114,15 +130,8 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
         multi_shot: bool | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        options = VideoOptions(
-            prompt=prompt,
-            mode=GenerationMode.IMAGE_TO_VIDEO,
-            model=choice_value(model),
-            duration=duration,
-            quality=choice_value(quality),
-            aspect_ratio=choice_value(aspect_ratio),
-            sound=sound,
-            multi_shot=multi_shot,
+        options = typed_options(
+            prompt, GenerationMode.IMAGE_TO_VIDEO, model, duration, quality, aspect_ratio, sound, multi_shot
         )
         given = {"image": image, "start_frame": start_frame, "end_frame": end_frame}
         attachments = {slot: file for slot, file in given.items() if file is not None}

@@ -30,6 +30,8 @@ REQUIRED_PERMISSIONS: Final[tuple[tuple[str, str], ...]] = (
     ("embed_links", "Embed Links"),
     ("attach_files", "Attach Files"),
 )
+#: What the bot needs in a channel it only writes to (review cards, audit lines).
+POSTING_PERMISSIONS: Final[tuple[tuple[str, str], ...]] = REQUIRED_PERMISSIONS[:3]
 #: In a thread, Discord checks this flag instead of Send Messages.
 IN_THREAD: Final[dict[str, tuple[str, str]]] = {
     "send_messages": ("send_messages_in_threads", "Send Messages in Threads"),
@@ -52,6 +54,11 @@ def missing_permissions(granted: Callable[[str], bool], *, in_thread: bool) -> l
         if not granted(flag):
             missing.append(label)
     return missing
+
+
+def missing_posting_permissions(granted: Callable[[str], bool]) -> list[str]:
+    """The names of the permissions the bot lacks to post review cards or audit lines in a channel."""
+    return [label for flag, label in POSTING_PERMISSIONS if not granted(flag)]
 
 
 def check_bot_permissions(granted: Callable[[str], bool], *, in_thread: bool) -> None:
