@@ -37,6 +37,7 @@ from storage import (
     DuplicateOperation,
     GuildSettings,
     GuildSettingsChanges,
+    InvalidSetting,
     JobState,
     Period,
 )
@@ -113,14 +114,19 @@ class Admin(
         return interaction.guild_id
 
     async def update(self, guild_id: int, **changes: Unpack[GuildSettingsChanges]) -> GuildSettings:
-        """Change settings; a value storage refuses (``InvalidSetting``) is answered by the tree."""
-        return await self.bot.storage.update_guild_settings(guild_id, **changes)
+        """Change settings; a value storage refuses becomes one sentence for the admin."""
+        return await self.edit(guild_id, lambda _: changes)
 
     async def edit(
         self, guild_id: int, change: Callable[[GuildSettings], GuildSettingsChanges]
     ) -> GuildSettings:
         """A change computed from the current settings under the row's lock (no lost concurrent edits)."""
-        return await self.bot.storage.edit_guild_settings(guild_id, change)
+        try:
+            return await self.bot.storage.edit_guild_settings(guild_id, change)
+        except InvalidSetting as error:
+            raise UserFacingError(
+                f"That can't be set: {error.field.replace('_', ' ')} {error.message}."
+            ) from None
 
     async def done(
         self, interaction: Interaction, answer: str, audit_line: str | None = None, *, icon: str = "⚙️"

@@ -19,7 +19,6 @@ from generation.refusals import (
     Refusal,
     TooManyJobs,
 )
-from storage import InvalidSetting
 from ulazai.errors import (
     AuthenticationError,
     InsufficientCreditsError,
@@ -95,8 +94,6 @@ def user_message_for(error: BaseException) -> str | None:
         return refusal_text(error)
     if isinstance(error, InvalidRequestError):
         return error.message
-    if isinstance(error, InvalidSetting):
-        return f"That can't be set: {error.field.replace('_', ' ')} {error.message}."
     if isinstance(error, InsufficientCreditsError):
         return "This server's UlazAI video credits are used up, so nothing was made or charged. Ask an admin to top up."
     if isinstance(error, AuthenticationError):

@@ -41,10 +41,10 @@ class BlocklistFull(Refusal):
 def set_channel(allowed: Sequence[int], channel_id: int, *, enabled: bool) -> list[int]:
     """The allowlist with ``channel_id`` opened or closed (an empty list means every channel is open)."""
     allowed = list(allowed)
-    if enabled == (channel_id in allowed):
-        raise NoChange
     if not enabled and not allowed:
         raise NothingSingledOut
+    if enabled == (channel_id in allowed):
+        raise NoChange
     return [*allowed, channel_id] if enabled else [other for other in allowed if other != channel_id]
 
 
