@@ -68,6 +68,10 @@ async def test_a_video_is_posted_once_as_a_reply_to_its_card(harness: Harness, m
     h = harness
     job_id = await request(h, model=model)
     job = await wait_state(h, job_id, JobState.DELIVERED)
+    # The card is edited once the job is marked delivered, so the state can be read before the edit lands.
+    await h.fake.wait_for_message(
+        h.videos, lambda m: bool(m.embeds) and m.embeds[0]["fields"][-1]["value"] == "✅ Delivered"
+    )
 
     (card,) = [m for m in h.public_messages() if m.embeds]
     (video,) = posted(h)
