@@ -22,12 +22,12 @@ from pydantic import SecretStr
 import bot as bot_module
 from bot import KlingBot
 from config import Settings
+from sandbox import Sandbox
 from storage import Storage
 from tests import leftovers
 from tests.fakes.discord_api import FakeDiscord, FakeInteraction
 from ulazai.client import RetryPolicy, UlazAIClient
 from ulazai.ratelimit import RateLimiter
-from ulazai.sandbox import Sandbox
 
 TOKEN = "MTIzNDU2Nzg5MDEy.GhIjKl.fake-token-for-tests_only"
 API_KEY = "sandbox-key-for-harness"

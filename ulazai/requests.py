@@ -7,7 +7,8 @@ Two layers, because the bot needs both:
 * :class:`Kling30Request` and :class:`Kling26Request` are the two documented JSON bodies, field for
   field (see ``/work/shared/provider-docs``). Their validators enforce every documented rule, so a
   payload the provider forbids cannot be built at all, not even by code that skips
-  :func:`build_request` (the fake provider validates incoming bodies with the same models).
+  :func:`build_request` (the fake provider, :mod:`sandbox`, checks incoming bodies with rules of its
+  own, written from the same pages, so it catches a mistake here instead of sharing it).
 
 :func:`build_request` turns a spec into the right payload. Every refusal is an
 :class:`~ulazai.errors.InvalidRequestError` whose message is one sentence a Discord member can act

@@ -14,12 +14,13 @@ from typing import Any, Literal
 
 import pytest
 
+from sandbox import SAMPLE_PATH
 from storage import Job, JobRequest, JobState, Storage
 from tests.fakes.discord_api import FakeDiscord, FakeMessage
 from tests.harness import Harness, running_bot
 from tests.storage.helpers import check_ledger
 
-SAMPLE = (Path(__file__).resolve().parents[2] / "ulazai" / "sandbox_assets" / "sample.mp4").read_bytes()
+SAMPLE = SAMPLE_PATH.read_bytes()
 FAST: dict[Literal["kling-3.0", "kling-2.6"], str] = {"kling-3.0": "1-2 seconds", "kling-2.6": "1-2 seconds"}
 
 
