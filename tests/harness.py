@@ -175,12 +175,17 @@ async def connected(bot: discord.Client, fake: FakeDiscord, token: str = TOKEN) 
         handlers = [t for t in leftovers.descendants(task) if t.get_name().startswith(HANDLER_TASKS)]
         late = await _settle(handlers, SETTLE_SECONDS)
         await bot.close()
-        await asyncio.wait_for(task, SETTLE_SECONDS)
+        late += await _settle([task], SETTLE_SECONDS)
         for timer in filter(_is_view_timer, leftovers.descendants(task)):
             timer.cancel()
         late += await _settle(leftovers.descendants(task), SETTLE_SECONDS)
-    if late and not failed:
-        raise AssertionError(f"still running {SETTLE_SECONDS:.0f} s after the bot closed: {'; '.join(late)}")
+    if not failed:
+        if late:
+            raise AssertionError(
+                f"still running {SETTLE_SECONDS:.0f} s after it was time to stop: {'; '.join(late)}"
+            )
+        if not task.cancelled():
+            task.result()  # how the bot's connection ended: None after a clean close
 
 
 async def _wait_ready(bot: discord.Client, fake: FakeDiscord) -> None:

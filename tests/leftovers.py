@@ -30,7 +30,7 @@ import time
 import traceback
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -78,7 +78,6 @@ class Snapshot:
     tasks: set[asyncio.Task[Any]]
     threads: set[threading.Thread]
     connections: int  # index into the list of opened connections
-    problems: list[str] = field(default_factory=list)
 
 
 _opened: list[OpenedConnection] = []
