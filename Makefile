@@ -48,7 +48,7 @@ pytest: $(VENV)/.installed-dev
 test: lint typecheck pytest
 
 sandbox: $(VENV)/.installed-run
-	$(PY) -m ulazai.sandbox --port 8080
+	$(PY) -m sandbox --port 8080
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m benchmarks

@@ -68,12 +68,12 @@ import aiohttp
 
 from benchmarks.ack import load_average, percentile, run_bounded
 from benchmarks.scale import max_in_window
+from sandbox import Sandbox, SandboxTask
 from storage import JobState
 from tests.harness import API_KEY, TOKEN, Harness, running_bot
 from ulazai.download import download_video
 from ulazai.requests import KlingModel
 from ulazai.results import TaskResult, TaskStatus
-from ulazai.sandbox import Sandbox, SandboxTask
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("kling-3.0", "kling-2.6")
@@ -108,7 +108,7 @@ class _TimedTasks(dict[str, SandboxTask]):
 
 
 class TimedSandbox(Sandbox):
-    """A :class:`~ulazai.sandbox.Sandbox` whose tasks each take their own time, chosen by prompt.
+    """A :class:`~sandbox.Sandbox` whose tasks each take their own time, chosen by prompt.
 
     The stock sandbox gives every new task ``task_seconds``; here :attr:`durations` maps a prompt to
     its task's duration (others keep ``task_seconds``). The task is created by the sandbox's own code,

@@ -79,13 +79,13 @@ from benchmarks.ack import load_average, run_bounded
 from bot import KlingBot
 from cogs.delivery import Delivery
 from config import Settings
+from sandbox import Sandbox
 from storage import JobRequest, JobState, Storage
 from tests.fakes.discord_api import FakeDiscord
 from tests.harness import API_KEY, TOKEN
 from ulazai.download import download_video
 from ulazai.pricing import estimate_credits
 from ulazai.requests import GenerationMode, KlingModel, Quality, VideoSpec
-from ulazai.sandbox import Sandbox
 
 RESULTS = Path(__file__).resolve().parent / "results"
 JOBS = 5_000

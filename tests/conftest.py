@@ -1,21 +1,27 @@
-"""Fixtures shared by the whole suite: a PostgreSQL server for the tests that need one.
+"""Fixtures shared by the whole suite: a PostgreSQL server for the tests that need one, and a check that
+no test leaves anything running.
 
 ``postgres_url`` (session) is the URL of a fresh, empty database. It comes from
 ``KLING_TEST_POSTGRES_URL`` (an existing server you can create databases on) or, by default, from
 a throw-away cluster started in a temporary directory (see :mod:`tests.postgres`). When no server
 can be had, the tests that need one are skipped locally - and fail under ``CI=true``, so CI can never
 go green without running them.
+
+``no_leftovers`` (autouse) fails a test that leaves tasks, threads or database connections behind,
+naming them (see :mod:`tests.leftovers`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import NoReturn
 
 import pytest
 
+from tests import leftovers
 from tests.postgres import (
     PostgresUnavailable,
     create_database,
@@ -23,6 +29,22 @@ from tests.postgres import (
     normalize_url,
     temporary_cluster,
 )
+
+leftovers.install()
+
+
+@pytest.fixture(autouse=True)
+async def no_leftovers() -> AsyncIterator[None]:
+    """Runs in the test's event loop and is torn down after every other function-scoped fixture."""
+    untrack = leftovers.track_tasks(asyncio.get_running_loop())
+    before = leftovers.snapshot()
+    yield
+    try:
+        problems = await leftovers.check(before)
+    finally:
+        untrack()
+    if problems:
+        pytest.fail(leftovers.report(problems), pytrace=False)
 
 
 def _unavailable(reason: str) -> NoReturn:

@@ -22,11 +22,12 @@ from pydantic import SecretStr
 import bot as bot_module
 from bot import KlingBot
 from config import Settings
+from sandbox import Sandbox
 from storage import Storage
+from tests import leftovers
 from tests.fakes.discord_api import FakeDiscord, FakeInteraction
 from ulazai.client import RetryPolicy, UlazAIClient
 from ulazai.ratelimit import RateLimiter
-from ulazai.sandbox import Sandbox
 
 TOKEN = "MTIzNDU2Nzg5MDEy.GhIjKl.fake-token-for-tests_only"
 API_KEY = "sandbox-key-for-harness"
@@ -111,6 +112,87 @@ class Harness:
         return [r for r in self.sandbox.requests if route is None or r.route == route]
 
 
+#: How long a test's last interactions may take to finish before the bot closes, and how long what the
+#: bot started may take to end after it closed.
+SETTLE_SECONDS = 10.0
+#: Names discord.py gives the tasks that run an event or interaction handler.
+HANDLER_TASKS = ("CommandTree-invoker", "discord-ui-", "discord.py: ")
+
+
+def _is_view_timer(task: asyncio.Task[Any]) -> bool:
+    return getattr(task.get_coro(), "__qualname__", "") == "BaseView.__timeout_task_impl"
+
+
+async def _settle(tasks: list[asyncio.Task[Any]], within: float) -> list[str]:
+    """Wait for ``tasks``; cancel those still running after ``within`` s and name them."""
+    if not tasks:
+        return []
+    await asyncio.wait(tasks, timeout=within)
+    stuck = [task for task in tasks if not task.done()]
+    names = [leftovers.describe_task(task) for task in stuck]
+    for task in stuck:
+        task.cancel()
+    if stuck:
+        await asyncio.wait(stuck, timeout=within)
+    return names
+
+
+@asynccontextmanager
+async def connected(bot: discord.Client, fake: FakeDiscord, token: str = TOKEN) -> AsyncIterator[None]:
+    """Log ``bot`` in to ``fake`` and connect; on the way out close it and wait for all it started.
+
+    Why: ``Client.close()`` neither waits for the interaction handlers still running (a command goes on
+    after its last answer: the audit line, say) nor for the background loops it cancels, and it leaves
+    each view's timeout timer behind (an ephemeral message's view gets 15 minutes). The database and
+    the HTTP session this bot was given close right after: anything of the bot's still running then
+    would use a closed engine (which opens a new, never closed, connection) or be cancelled in the
+    middle of a query when the event loop ends, orphaning its aiosqlite connection.
+
+    So login runs in the bot's own task, and every task discord.py and the cogs start descends from it
+    (:func:`tests.leftovers.descendants`). Before closing, the handlers still running may finish, as
+    they would on Discord; after closing, the view timers are cancelled and the rest must end within
+    :data:`SETTLE_SECONDS`. One that does not is cancelled, and the test fails naming it.
+    """
+
+    async def run() -> None:
+        await bot.login(token)  # runs setup_hook: cogs load and start their loops from this task
+        await bot.connect()
+
+    task = asyncio.create_task(run(), name=f"bot on {fake.gateway_url}")
+    failed = True
+    try:
+        ready = asyncio.ensure_future(_wait_ready(bot, fake))
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            await asyncio.wait({ready})
+            task.result()  # the bot's own error, if it has one
+            raise RuntimeError("the bot stopped before it was ready")
+        ready.result()
+        yield
+        failed = False
+    finally:
+        handlers = [t for t in leftovers.descendants(task) if t.get_name().startswith(HANDLER_TASKS)]
+        late = await _settle(handlers, SETTLE_SECONDS)
+        await bot.close()
+        late += await _settle([task], SETTLE_SECONDS)
+        for timer in filter(_is_view_timer, leftovers.descendants(task)):
+            timer.cancel()
+        late += await _settle(leftovers.descendants(task), SETTLE_SECONDS)
+    if not failed:
+        if late:
+            raise AssertionError(
+                f"still running {SETTLE_SECONDS:.0f} s after it was time to stop: {'; '.join(late)}"
+            )
+        if not task.cancelled():
+            task.result()  # how the bot's connection ended: None after a clean close
+
+
+async def _wait_ready(bot: discord.Client, fake: FakeDiscord) -> None:
+    await fake.wait_until_ready()
+    await asyncio.wait_for(bot.wait_until_ready(), 10)
+
+
 @asynccontextmanager
 async def running_bot(
     tmp_path: Path,
@@ -158,20 +240,13 @@ async def running_bot(
                 rate_limiter=RateLimiter(config.provider_max_rps),
             )
             extensions = [e for e in bot_module.INITIAL_EXTENSIONS if worker or e != "cogs.delivery"]
-            # A short ready delay, awaited below: a bot closed before discord.py's delayed "ready" would
-            # leave that task behind for the event loop's teardown.
+            # A short ready delay, awaited by connected(): a bot closed before discord.py's delayed
+            # "ready" would leave that task behind for the event loop's teardown.
             bot = KlingBot(
                 config, session, storage, ulazai=client, extensions=extensions, guild_ready_timeout=0.05
             )
-            await bot.login(TOKEN)
-            task = asyncio.create_task(bot.connect())
-            try:
-                await fake.wait_until_ready()
-                await asyncio.wait_for(bot.wait_until_ready(), 10)
+            async with connected(bot, fake):
                 yield Harness(fake=fake, sandbox=sandbox, storage=storage, bot=bot, settings=config)
-            finally:
-                await bot.close()
-                await asyncio.wait_for(task, 10)
     finally:
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
         if own_sandbox:

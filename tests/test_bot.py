@@ -27,6 +27,7 @@ from config import Settings
 from storage import Storage
 from tests.fakes import fixtures as fake_fixtures
 from tests.fakes.discord_api import FakeDiscord
+from tests.harness import connected
 from ulazai.errors import InsufficientCreditsError, InvalidRequestError
 
 fake_discord = fake_fixtures.fake_discord
@@ -85,15 +86,8 @@ async def running_bot(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterato
         extensions = [e for e in bot_module.INITIAL_EXTENSIONS if e != "cogs.delivery"]
         bot = KlingBot(settings, session, storage, extensions=extensions, guild_ready_timeout=0.05)
         add_probe_commands(bot, discord.Object(fake_discord.guild_id))
-        await bot.login(TOKEN)  # setup_hook loads the cogs and syncs to DEV_GUILD_ID
-        task = asyncio.create_task(bot.connect())
-        try:
-            await fake_discord.wait_until_ready()
-            await asyncio.wait_for(bot.wait_until_ready(), 10)
+        async with connected(bot, fake_discord, TOKEN):  # setup_hook loads the cogs and syncs to DEV_GUILD_ID
             yield bot
-        finally:
-            await bot.close()
-            await asyncio.wait_for(task, 10)
 
 
 async def test_cogs_load_and_resources_are_injected(running_bot: KlingBot) -> None:
@@ -212,18 +206,11 @@ async def test_a_broken_extension_is_logged_and_the_rest_still_load(
             extensions=("cogs.does_not_exist", "cogs.health"),
             guild_ready_timeout=0.05,
         )
-        await bot.login(TOKEN)  # runs setup_hook
-        task = asyncio.create_task(bot.connect())
-        try:
-            await fake_discord.wait_until_ready()
-            await asyncio.wait_for(bot.wait_until_ready(), 10)
+        async with connected(bot, fake_discord, TOKEN):  # runs setup_hook
             assert "Health" in bot.cogs
             assert any(
                 "cogs.does_not_exist" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR
             )
-        finally:
-            await bot.close()
-            await asyncio.wait_for(task, 10)
 
 
 def bot_env(fake: FakeDiscord, tmp_path: Path, token: str = TOKEN) -> dict[str, str]:

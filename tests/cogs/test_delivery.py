@@ -14,12 +14,13 @@ from typing import Any, Literal
 
 import pytest
 
+from sandbox import SAMPLE_PATH
 from storage import DeliveredVia, Job, JobRequest, JobState, Storage
 from tests.fakes.discord_api import FakeDiscord, FakeMessage
 from tests.harness import Harness, running_bot
 from tests.storage.helpers import check_ledger
 
-SAMPLE = (Path(__file__).resolve().parents[2] / "ulazai" / "sandbox_assets" / "sample.mp4").read_bytes()
+SAMPLE = SAMPLE_PATH.read_bytes()
 FAST: dict[Literal["kling-3.0", "kling-2.6"], str] = {"kling-3.0": "1-2 seconds", "kling-2.6": "1-2 seconds"}
 
 
@@ -68,6 +69,10 @@ async def test_a_video_is_posted_once_as_a_reply_to_its_card(harness: Harness, m
     h = harness
     job_id = await request(h, model=model)
     job = await wait_state(h, job_id, JobState.DELIVERED)
+    # The card is edited once the job is marked delivered, so the state can be read before the edit lands.
+    await h.fake.wait_for_message(
+        h.videos, lambda m: bool(m.embeds) and m.embeds[0]["fields"][-1]["value"] == "✅ Delivered"
+    )
 
     (card,) = [m for m in h.public_messages() if m.embeds]
     (video,) = posted(h)

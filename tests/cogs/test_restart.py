@@ -17,12 +17,12 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from sandbox import Sandbox
 from storage import Job, JobRequest, JobState, Storage
 from storage.models import metadata
 from tests.fakes.discord_api import FakeDiscord, FakeMessage
 from tests.harness import API_KEY, TOKEN, running_bot
 from tests.storage.helpers import check_ledger
-from ulazai.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST: dict[Literal["kling-3.0", "kling-2.6"], str] = {"kling-3.0": "1-2 seconds", "kling-2.6": "1-2 seconds"}

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from sandbox import Sandbox
 from ulazai.client import RetryPolicy, UlazAIClient
 from ulazai.errors import (
     AuthenticationError,
@@ -30,7 +31,6 @@ from ulazai.errors import (
 )
 from ulazai.requests import AspectRatio, GenerationMode, KlingModel, Quality, VideoSpec, build_request
 from ulazai.results import EstimatedTime, TaskResult, TaskStatus
-from ulazai.sandbox import Sandbox
 
 API_KEY = "sandbox-key-0123456789"
 

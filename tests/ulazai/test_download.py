@@ -25,6 +25,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+from sandbox import SAMPLE_PATH, Sandbox
 from ulazai import download
 from ulazai.download import (
     DownloadedVideo,
@@ -36,7 +37,6 @@ from ulazai.download import (
     is_global_host,
 )
 from ulazai.errors import ProviderError
-from ulazai.sandbox import SAMPLE_PATH, Sandbox
 
 SAMPLE = SAMPLE_PATH.read_bytes()
 KEY = "sandbox-key"

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ulazai.sandbox import MAX_UPLOAD_BYTES, SAMPLE_PATH, Sandbox
+from sandbox import MAX_UPLOAD_BYTES, SAMPLE_PATH, Sandbox
 
 KEY = "sandbox-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -883,7 +883,7 @@ async def test_cli_serves_until_terminated() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "ulazai.sandbox",
+        "sandbox",
         "--port",
         "0",
         "--api-key",

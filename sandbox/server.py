@@ -2,11 +2,12 @@
 
 Why it exists: the test suite drives the real bot and the real provider client against it on
 127.0.0.1, and server admins use it to try the bot without spending credits
-(``python -m ulazai.sandbox --port 8080``, then point ``ULAZAI_BASE_URL`` at it).
+(``python -m sandbox --port 8080``, or ``make sandbox``, then point ``ULAZAI_BASE_URL`` at it).
 
-Why it is written from the provider's developer pages alone and imports nothing
-from the rest of ``ulazai``: a fake that shared the client's request models or price table would agree
-with the client's bugs instead of catching them. It is at least as strict as the pages: every
+Why it is written from the provider's developer pages alone, in a package of its own that imports
+nothing of the product (no ``ulazai``, no ``storage``, nothing else of the bot) and stays out of the
+bot's Docker image: a fake that shared the client's request models or price table would agree with the
+client's bugs instead of catching them. It is at least as strict as the pages: every
 documented rule is a 400 with a message naming the field, unknown fields are refused, and the two
 models' differences (200 flat vs 201 ``data``, ``durationSeconds`` integer vs ``duration`` string,
 2.6's directory opt-in defaulting to true) are enforced as written.
@@ -58,7 +59,7 @@ from urllib.parse import urlsplit
 from aiohttp import BodyPartReader, web
 from aiohttp.typedefs import Handler
 
-log = logging.getLogger("ulazai.sandbox" if __name__ == "__main__" else __name__)
+log = logging.getLogger(__name__)
 
 Model = Literal["kling-3.0", "kling-2.6"]
 FaultRoute = Literal["generate", "status", "upload", "video"]
@@ -70,7 +71,7 @@ KLING_26: Final[Model] = "kling-2.6"
 MODELS: Final[tuple[Model, ...]] = get_args(Model)
 FAULT_ROUTES: Final[tuple[FaultRoute, ...]] = get_args(FaultRoute)
 
-SAMPLE_PATH: Final = Path(__file__).with_name("sandbox_assets") / "sample.mp4"
+SAMPLE_PATH: Final = Path(__file__).with_name("assets") / "sample.mp4"
 
 MAX_UPLOAD_BYTES: Final = 10_000_000
 #: Room for the multipart envelope around a maximal upload; JSON bodies are far smaller.
@@ -1153,7 +1154,7 @@ def _sniff_image(data: bytes) -> str | None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ulazai.sandbox",
+        prog="python -m sandbox",
         description="A local fake of UlazAI's Kling API: try the bot without spending credits.",
     )
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (0 picks a free one)")
@@ -1216,7 +1217,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_serve(sandbox, args.host, args.port))
     except KeyboardInterrupt:
         return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
