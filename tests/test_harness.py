@@ -18,19 +18,18 @@ from tests import harness
 from tests.harness import running_bot
 
 
-def slow_audit(done: list[int], seconds: float) -> Any:
-    """Patch the bot's own copy of ``cogs.video`` (discord.py loads each extension afresh) so that the
-    audit line after the receipt comes ``seconds`` late; ``done`` records the pool's checked-out
-    connections once it has been written."""
-    video: Any = sys.modules["cogs.video"]
-    real = video.audit
+def slow_audit(monkeypatch: pytest.MonkeyPatch, done: list[int], seconds: float) -> None:
+    """Patch the request flow (``cogs.requesting``) so that the audit line after the receipt comes
+    ``seconds`` late; ``done`` records the pool's checked-out connections once it has been written."""
+    flow: Any = sys.modules["cogs.requesting"]
+    real = flow.audit
 
     async def audit(bot: Any, *args: Any, **kwargs: Any) -> None:
         await asyncio.sleep(seconds)
         await real(bot, *args, **kwargs)
         done.append(bot.storage.engine.pool.checkedout())
 
-    video.audit = audit  # unloaded with the bot
+    monkeypatch.setattr(flow, "audit", audit)
 
 
 async def ask_for_a_video(h: harness.Harness) -> None:
@@ -39,11 +38,11 @@ async def ask_for_a_video(h: harness.Harness) -> None:
 
 
 async def test_a_command_still_running_after_its_answer_ends_before_the_storage_closes(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     done: list[int] = []
     async with running_bot(tmp_path, worker=False) as h:
-        slow_audit(done, 0.5)
+        slow_audit(monkeypatch, done, 0.5)
         await ask_for_a_video(h)
         assert done == []  # the test is over, the command is not
     assert done == [0]  # it finished, with the storage still open, and gave its connection back
@@ -56,7 +55,7 @@ async def test_a_task_of_the_bots_that_will_not_end_fails_the_test_naming_it(
 
     async def a_test_whose_command_hangs() -> None:
         async with running_bot(tmp_path, worker=False) as h:
-            slow_audit([], 60)
+            slow_audit(monkeypatch, [], 60)
             await ask_for_a_video(h)
 
     with pytest.raises(AssertionError, match=r"still running .*task 'CommandTree-invoker'"):
