@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.database import DEFAULT_DATABASE_URL
+
 #: The provider's production API (documented in .env.example).
 DEFAULT_ULAZAI_BASE_URL = "https://ulazai.com"
 
@@ -31,7 +33,7 @@ _HOW_TO_FIX: dict[str, str] = {
         "or remove it to use the default"
     ),
     "DEV_GUILD_ID": "set it to a server id (a number; right-click the server with Developer Mode on) or remove it",
-    "LOG_LEVEL": "use one of DEBUG, INFO, WARNING, ERROR",
+    "LOG_LEVEL": "use one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "HEARTBEAT_FILE": "set it to a writable file path, or remove it to use the default",
     "MAX_CONCURRENT_GENERATIONS": "use a whole number from 1 to 100000 (default 10)",
     "PROVIDER_MAX_RPS": "use a number of calls per second above 0 (default 5)",
@@ -45,21 +47,48 @@ _HOW_TO_FIX: dict[str, str] = {
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
 
 
+_SOURCES = SettingsConfigDict(
+    env_file=".env",
+    env_file_encoding="utf-8",
+    extra="ignore",
+    env_ignore_empty=True,
+    case_sensitive=False,
+)
+
+
+def _database_shape(value: str) -> str:
+    value = value.strip()
+    if value.startswith(("postgres://", "postgresql://")):
+        # A common copy-paste from hosting dashboards; the async driver is what we run on.
+        value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+    if not value.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
+        raise ValueError("is not a sqlite+aiosqlite:/// or postgresql+asyncpg:// URL")
+    return value
+
+
+class DatabaseSettings(BaseSettings):
+    """``DATABASE_URL`` alone, read exactly as :class:`Settings` reads it: for ``alembic`` run by hand
+    (``migrations/env.py``), which must migrate the bot's database and needs none of its secrets."""
+
+    model_config = _SOURCES
+
+    database_url: str = DEFAULT_DATABASE_URL
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_shape(cls, value: str) -> str:
+        return _database_shape(value)
+
+
 class Settings(BaseSettings):
     """Every setting of the bot; `.env.example` documents each one."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        env_ignore_empty=True,
-        case_sensitive=False,
-    )
+    model_config = _SOURCES
 
     discord_token: SecretStr
     ulazai_api_key: SecretStr
     ulazai_base_url: str = DEFAULT_ULAZAI_BASE_URL
-    database_url: str = "sqlite+aiosqlite:///data/kling-bot.db"
+    database_url: str = DEFAULT_DATABASE_URL
     dev_guild_id: Annotated[int, Field(gt=0)] | None = None
     log_level: LogLevel = "INFO"
     heartbeat_file: Path = Path("data/heartbeat")
@@ -103,13 +132,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_shape(cls, value: str) -> str:
-        value = value.strip()
-        if value.startswith(("postgres://", "postgresql://")):
-            # A common copy-paste from hosting dashboards; the async driver is what we run on.
-            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
-        if not value.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
-            raise ValueError("is not a sqlite+aiosqlite:/// or postgresql+asyncpg:// URL")
-        return value
+        return _database_shape(value)
 
     @field_validator("log_level", mode="before")
     @classmethod
