@@ -1,8 +1,10 @@
 """Entry point: ``python bot.py`` (or ``make run``) starts the bot.
 
 Nothing happens at import time, so tests can import everything here. :func:`main` reads the settings
-(exit status 2 with one line on a bad value), configures logging with secret redaction, then
-:func:`run` opens the HTTP session and the bot in one ``async with`` and starts.
+(exit status 2 with one line on a bad value or a folder it cannot write), configures logging with secret
+redaction, then :func:`run` opens the HTTP session and the bot in one ``async with`` and starts. When
+Discord cannot be reached, start-up retries for ``STARTUP_RETRY_MINUTES`` and then exits with status 1
+and one line (:mod:`startup`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cogs import views
 from cogs.common import NO_MENTIONS, Interaction, answer_error
 from config import Settings, describe_errors, load_settings
 from logs import setup_logging
+from startup import DiscordUnreachable, login_with_retries, unwritable_folder
 from storage import COMMAND_TREE_HASH_KEY, Storage
 from ulazai.client import UlazAIClient
 from ulazai.ratelimit import RateLimiter
@@ -48,6 +51,7 @@ INITIAL_EXTENSIONS: Final[tuple[str, ...]] = (
 )
 
 EXIT_CONFIG_ERROR: Final = 2
+EXIT_DISCORD_UNREACHABLE: Final = 1
 RATE_HEADROOM: Final = 0.9
 SHUTDOWN_GRACE_SECONDS: Final = 10.0
 #: The gateway's close code for a token it does not accept.
@@ -175,8 +179,15 @@ async def run(settings: Settings) -> None:
         KlingBot(settings, session, storage) as bot,
     ):
         await storage.migrate()  # a newcomer's first run creates and migrates the database
-        _close_on_sigterm(bot)
-        await bot.start(settings.discord_token.get_secret_value())
+        stopping = _close_on_sigterm(bot)
+        # What bot.start() does, with the login retried while Discord is out of reach.
+        if await login_with_retries(
+            bot,
+            settings.discord_token.get_secret_value(),
+            minutes=settings.startup_retry_minutes,
+            stopping=stopping,
+        ):
+            await bot.connect()
     _exit_if_cleanup_stalls()
 
 
@@ -201,19 +212,25 @@ def _exit_if_cleanup_stalls(grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
     timer.start()
 
 
-def _close_on_sigterm(bot: KlingBot) -> None:
-    """``docker stop`` sends SIGTERM: close the gateway and the session cleanly instead of dying mid-write."""
+def _close_on_sigterm(bot: KlingBot) -> asyncio.Event:
+    """``docker stop`` sends SIGTERM: close the gateway and the session cleanly instead of dying mid-write.
+
+    Returns the event SIGTERM sets, which also ends a start-up still waiting to reach Discord.
+    """
     loop = asyncio.get_running_loop()
     closing: set[asyncio.Task[None]] = set()
+    stopping = asyncio.Event()
 
     def close() -> None:
         log.info("SIGTERM received; shutting down")
+        stopping.set()
         task = loop.create_task(bot.close())
         closing.add(task)
         task.add_done_callback(closing.discard)
 
     with contextlib.suppress(NotImplementedError):  # not on Windows
         loop.add_signal_handler(signal.SIGTERM, close)
+    return stopping
 
 
 def main() -> int:
@@ -223,12 +240,19 @@ def main() -> int:
     except ValidationError as error:
         print(describe_errors(error), file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    problem = unwritable_folder(settings)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     setup_logging(
         settings.log_level,
         secrets=(settings.discord_token.get_secret_value(), settings.ulazai_api_key.get_secret_value()),
     )
     try:
         asyncio.run(run(settings))
+    except DiscordUnreachable as error:
+        print(error, file=sys.stderr)
+        return EXIT_DISCORD_UNREACHABLE
     except (discord.LoginFailure, discord.ConnectionClosed) as error:
         if isinstance(error, discord.ConnectionClosed) and error.code != GATEWAY_AUTHENTICATION_FAILED:
             raise

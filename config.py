@@ -33,13 +33,14 @@ _HOW_TO_FIX: dict[str, str] = {
         "or remove it to use the default"
     ),
     "DEV_GUILD_ID": "set it to a server id (a number; right-click the server with Developer Mode on) or remove it",
-    "LOG_LEVEL": "use one of DEBUG, INFO, WARNING, ERROR",
+    "LOG_LEVEL": "use one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "HEARTBEAT_FILE": "set it to a writable file path, or remove it to use the default",
     "MAX_CONCURRENT_GENERATIONS": "use a whole number from 1 to 100000 (default 10)",
     "PROVIDER_MAX_RPS": "use a number of calls per second above 0 (default 5)",
     "MAX_VIDEO_BYTES": "use a number of bytes, at least 1024 (default 536870912, 512 MB)",
     "PROCESSING_TIMEOUT_MINUTES": "use a number of minutes above 0 (default 30)",
     "WORKER_LEASE_SECONDS": "use a number of seconds from 1 to 3600 (default 30)",
+    "STARTUP_RETRY_MINUTES": "use a number of minutes from 0 to 1440 (default 10; 0 gives up at the first failure)",
     "DISCORD_API_BASE_URL": "remove it (it is only for testing against a local fake Discord)",
     "DISCORD_GATEWAY_URL": "remove it (it is only for testing against a local fake Discord)",
 }
@@ -47,16 +48,43 @@ _HOW_TO_FIX: dict[str, str] = {
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
 
 
+_SOURCES = SettingsConfigDict(
+    env_file=".env",
+    env_file_encoding="utf-8",
+    extra="ignore",
+    env_ignore_empty=True,
+    case_sensitive=False,
+)
+
+
+def _database_shape(value: str) -> str:
+    value = value.strip()
+    if value.startswith(("postgres://", "postgresql://")):
+        # A common copy-paste from hosting dashboards; the async driver is what we run on.
+        value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+    if not value.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
+        raise ValueError("is not a sqlite+aiosqlite:/// or postgresql+asyncpg:// URL")
+    return value
+
+
+class DatabaseSettings(BaseSettings):
+    """``DATABASE_URL`` alone, read exactly as :class:`Settings` reads it: for ``alembic`` run by hand
+    (``migrations/env.py``), which must migrate the bot's database and needs none of its secrets."""
+
+    model_config = _SOURCES
+
+    database_url: str = DEFAULT_DATABASE_URL
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_shape(cls, value: str) -> str:
+        return _database_shape(value)
+
+
 class Settings(BaseSettings):
     """Every setting of the bot; `.env.example` documents each one."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        env_ignore_empty=True,
-        case_sensitive=False,
-    )
+    model_config = _SOURCES
 
     discord_token: SecretStr
     ulazai_api_key: SecretStr
@@ -70,6 +98,8 @@ class Settings(BaseSettings):
     max_video_bytes: Annotated[int, Field(ge=1024)] = 512 * 1024 * 1024
     processing_timeout_minutes: Annotated[float, Field(gt=0)] = 30.0
     worker_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    #: How long start-up keeps retrying when Discord cannot be reached (0: give up at once).
+    startup_retry_minutes: Annotated[float, Field(ge=0, le=1440)] = 10.0
     # Only for the test suite and local experiments: point discord.py at a fake Discord.
     discord_api_base_url: str | None = None
     discord_gateway_url: str | None = None
@@ -105,13 +135,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_shape(cls, value: str) -> str:
-        value = value.strip()
-        if value.startswith(("postgres://", "postgresql://")):
-            # A common copy-paste from hosting dashboards; the async driver is what we run on.
-            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
-        if not value.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
-            raise ValueError("is not a sqlite+aiosqlite:/// or postgresql+asyncpg:// URL")
-        return value
+        return _database_shape(value)
 
     @field_validator("log_level", mode="before")
     @classmethod

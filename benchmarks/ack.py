@@ -33,7 +33,8 @@ acknowledgements, and the machine's load average (other processes may share the 
 Percentiles are nearest-rank over all measured commands. Target: p99 under 150 ms. PASS/FAIL is
 reported, but the exit status is 0 either way; it is 1 only when the run itself broke.
 
-Results go to ``benchmarks/results/ack.json`` and ``benchmarks/results/ack.md``.
+Results go to ``ack.json`` and ``ack.md`` in ``benchmarks/out/`` (``--update``: the committed
+``benchmarks/results/``; see :mod:`benchmarks.output`). Exit status 1 when the target is missed.
 """
 
 from __future__ import annotations
@@ -55,10 +56,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import output
 from tests.fakes.discord_api import FakeInteraction, FakeMessage
 from tests.harness import Harness, running_bot
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MEMBERS = 50
 ROUNDS = 5
 WARMUP = 10
@@ -478,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave the delivery worker out (by default it runs, submitting and posting the jobs meanwhile)",
     )
+    output.add_output_options(parser)
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.members < 1 or not 0 <= args.warmup <= args.members:
         parser.error("need rounds >= 1, members >= 1 and 0 <= warmup <= members")
@@ -538,28 +540,23 @@ def main(argv: list[str] | None = None) -> int:
         "shutdown_problems": problems,
     }
     result = report(samples, walls, gc_pauses, meta)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ack.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
-    (RESULTS / "ack.md").write_text(markdown(result))
+    folder = output.output_dir(args)
+    (folder / "ack.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+    (folder / "ack.md").write_text(markdown(result))
 
     for name, f in (("ack", result.ack), ("receipt", result.receipt)):
         print(
             f"{name:>8}: {f.count} commands, p50 {f.p50_ms} ms, p95 {f.p95_ms} ms, p99 {f.p99_ms} ms, "
             f"max {f.max_ms} ms"
         )
-    verdict = "PASS" if result.passed else "FAIL"
-    print(
-        f"Target: ack p99 < {TARGET_P99_MS:.0f} ms: {verdict} ({result.ack.p99_ms} ms); "
-        f"{jobs} jobs, one per command; {meta['seconds']} s in all."
-    )
+    print(f"{jobs} jobs, one per command; {meta['seconds']} s in all; results in {folder / 'ack.md'}")
+    print(output.verdict(f"ack p99 < {TARGET_P99_MS:.0f} ms", result.passed, f"{result.ack.p99_ms} ms"))
     if busy(meta):
         print(f"Note: {BUSY_NOTE.format(**meta)}")
     for problem in problems:
         print(f"Warning (not measured, but a bug to look at): {problem}", file=sys.stderr)
-    return 0
+    return output.exit_status([result.passed])
 
 
 if __name__ == "__main__":
-    status = main()
-    if status:  # not sys.exit(0): `python -m benchmarks` runs the next benchmark after this one
-        sys.exit(status)
+    sys.exit(main())

@@ -18,7 +18,10 @@ SQLite runs pinned to one CPU core (where the OS allows it). PostgreSQL runs on 
 (``tests/postgres.py``), or on ``KLING_TEST_POSTGRES_URL``; when neither is possible it is skipped
 with a note - except under ``CI=true``, where that is an error.
 
-Results go to ``benchmarks/results/ledger.json`` and ``benchmarks/results/ledger.md``.
+Results go to ``ledger.json`` and ``ledger.md`` in ``benchmarks/out/`` (``--update``: the committed
+``benchmarks/results/``; see :mod:`benchmarks.output`). Each target gets a PASS/FAIL line (the rate on
+SQLite; no double-spend and a consistent ledger on every engine run); the exit status is 1 when one
+is missed.
 """
 
 from __future__ import annotations
@@ -37,17 +40,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from benchmarks import output
 from storage import InsufficientCredits, JobRequest, Storage, upgrade_to_head
 from storage._sqlite import LeanConnection
 from storage.models import Job, LedgerEntry, MemberAccount, table
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TASKS = 100
 MEMBERS = 20
 COST = 10
@@ -283,6 +285,21 @@ def _postgres(reservations: int) -> EngineResult | str:
         return asyncio.run(_run(url, "postgresql", reservations, pool_size=20, pinned=False))
 
 
+def _targets(results: list[EngineResult]) -> list[tuple[str, bool]]:
+    """Each target's verdict line and whether it was met."""
+    outcomes = []
+    for r in results:
+        if r.engine == "sqlite":
+            fast = r.per_second >= TARGET_SQLITE_PER_SECOND
+            where = "on one core" if r.pinned_to_one_core else "(not pinned to one core)"
+            target = f">= {TARGET_SQLITE_PER_SECOND:,} reservations/s on SQLite {where}"
+            outcomes.append((output.verdict(target, fast, f"{r.per_second:,.0f}/s"), fast))
+        sound = r.double_spends == 0 and r.ledger_consistent
+        figure = f"{r.double_spends} double-spends, ledger {'consistent' if r.ledger_consistent else 'INCONSISTENT'}"
+        outcomes.append((output.verdict(f"no double-spend on {r.engine}", sound, figure), sound))
+    return outcomes
+
+
 def _markdown(results: list[EngineResult], notes: list[str], meta: dict[str, Any]) -> str:
     lines = [
         "# Ledger benchmark",
@@ -306,7 +323,10 @@ def _markdown(results: list[EngineResult], notes: list[str], meta: dict[str, Any
         )
     lines += [
         "",
-        f"Target: at least {TARGET_SQLITE_PER_SECOND:,} reservations/s on SQLite on one core, no double-spend.",
+        *(
+            line.replace(": PASS", ": **PASS**").replace(": FAIL", ": **FAIL**")
+            for line, _ in _targets(results)
+        ),
     ]
     lines += [f"- {note}" for note in notes]
     lines += ["", *ANALYSIS]
@@ -317,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--reservations", type=int, default=5_000, help="reservations per engine")
     parser.add_argument("--engine", choices=["all", "sqlite", "postgresql"], default="all")
+    output.add_output_options(parser)
     args = parser.parse_args(argv)
 
     results: list[EngineResult] = []
@@ -348,11 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         "members": MEMBERS,
         "cost": COST,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ledger.json").write_text(
+    folder = output.output_dir(args)
+    (folder / "ledger.json").write_text(
         json.dumps({"meta": meta, "results": [asdict(r) for r in results], "notes": notes}, indent=2) + "\n"
     )
-    (RESULTS / "ledger.md").write_text(_markdown(results, notes, meta))
+    (folder / "ledger.md").write_text(_markdown(results, notes, meta))
     for r in results:
         print(
             f"{r.engine:>10}: {r.reservations} reservations in {r.seconds:.2f}s = {r.per_second:,.0f}/s, "
@@ -361,8 +382,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.trips_per_reservation or '-'} trips per reservation, double-spends {r.double_spends}, "
             f"ledger {'consistent' if r.ledger_consistent else 'INCONSISTENT'}"
         )
-    failed = any(r.double_spends or not r.ledger_consistent for r in results)
-    return 1 if failed else 0
+    print(f"results in {folder / 'ledger.md'}")
+    outcomes = _targets(results)
+    for line, _ in outcomes:
+        print(line)
+    return output.exit_status([passed for _, passed in outcomes])
 
 
 if __name__ == "__main__":

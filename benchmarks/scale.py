@@ -45,8 +45,9 @@ to note the time; this is what the limiter promises) and when it arrives at the 
 middleware of the child's sandbox; this is what the provider would count, network jitter included).
 The figure is the most calls in any one-second window ``[t, t + 1)``.
 
-PASS/FAIL is reported against the targets, but the exit status is 0 either way; it is 1 only when
-the run itself broke. Results go to ``benchmarks/results/scale.json`` and ``benchmarks/results/scale.md``.
+Each target gets a PASS/FAIL line; the exit status is 1 when one is missed or the run broke. Results go
+to ``scale.json`` and ``scale.md`` in ``benchmarks/out/`` (``--update``: the committed ``benchmarks/results/``;
+see :mod:`benchmarks.output`).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ from aiohttp.typedefs import Handler
 from pydantic import SecretStr
 
 import bot as bot_module
+from benchmarks import output
 from benchmarks.ack import load_average, run_bounded
 from bot import KlingBot
 from cogs.delivery import Delivery
@@ -87,7 +89,6 @@ from ulazai.download import download_video
 from ulazai.pricing import estimate_credits
 from ulazai.requests import GenerationMode, KlingModel, Quality, VideoSpec
 
-RESULTS = Path(__file__).resolve().parent / "results"
 JOBS = 5_000
 MEMBERS = 1_000
 RPS = 50.0
@@ -978,6 +979,7 @@ def main(argv: list[str] | None = None) -> int:
         "--steady", type=float, default=STEADY, help="seconds measured after all are submitted"
     )
     parser.add_argument("--serve-fakes", action="store_true", help=argparse.SUPPRESS)
+    output.add_output_options(parser)
     args = parser.parse_args(argv)
     if args.serve_fakes:
         asyncio.run(serve_fakes(args.task_seconds))
@@ -1038,9 +1040,9 @@ def main(argv: list[str] | None = None) -> int:
         passed=out.relay.passed and out.scale.rss_passed and out.scale.rate_passed,
         meta=meta,
     )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
-    (RESULTS / "scale.md").write_text(markdown(result))
+    folder = output.output_dir(args)
+    (folder / "scale.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+    (folder / "scale.md").write_text(markdown(result))
 
     s, rl = result.scale, result.relay
     rows = [
@@ -1061,18 +1063,17 @@ def main(argv: list[str] | None = None) -> int:
             rl.passed,
         ),
     ]
-    for name, value, target, ok in rows:
-        flag = "" if ok is None else ("PASS" if ok else "FAIL")
-        print(f"{name:<40} {value:>18} {target:>10} {flag}")
-    print(
-        f"jobs at the end: {s.states_at_end}; {meta['seconds']} s in all; results in {RESULTS / 'scale.md'}"
-    )
+    for name, value, _target, ok in rows:
+        if ok is None:  # the figures without a target; the targets get their verdict lines below
+            print(f"{name:<40} {value:>18}")
+    print(f"jobs at the end: {s.states_at_end}; {meta['seconds']} s in all; results in {folder / 'scale.md'}")
     for note in out.notes:
         print(f"Warning: {note}", file=sys.stderr)
-    return 0
+    targets = [(name, value, target, ok) for name, value, target, ok in rows if ok is not None]
+    for name, value, target, ok in targets:
+        print(output.verdict(f"{name} {target}", bool(ok), value))
+    return output.exit_status([bool(ok) for *_, ok in targets])
 
 
 if __name__ == "__main__":
-    status = main()
-    if status:  # not sys.exit(0): `python -m benchmarks` runs the next benchmark after this one
-        sys.exit(status)
+    sys.exit(main())

@@ -1,22 +1,24 @@
 """Alembic environment: async engines, SQLite batch mode, models as the target metadata.
 
 The URL comes from, in order: the ``url`` attribute set by :func:`storage.database.alembic_config`
-(how the bot migrates itself), ``-x url=...`` on the command line, ``DATABASE_URL``, and finally the
-SQLite default. A caller may also hand over an open synchronous connection in the ``connection``
+(how the bot migrates itself), ``-x url=...`` on the command line, then ``DATABASE_URL`` read as the
+bot reads it (the environment, then ``.env`` in the current folder), and finally the SQLite default.
+On PostgreSQL the migration transaction holds an advisory lock (:func:`storage.database.hold_migration_lock`),
+so processes started together migrate one after another. A caller may also hand over an open synchronous connection in the ``connection``
 attribute (tests use this to migrate inside their own transaction).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from logging.config import fileConfig
 from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from storage.database import DEFAULT_DATABASE_URL, create_engine
+from config import DatabaseSettings
+from storage.database import create_engine, hold_migration_lock
 from storage.models import EnumText, UTCDateTime, metadata
 
 config = context.config
@@ -28,7 +30,9 @@ if config.config_file_name is not None and not config.attributes.get("url"):
 
 def _url() -> str:
     url = config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url")
-    return str(url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    # Read like the bot reads it (environment, then .env in the current folder, then the default), so a
+    # manual `alembic upgrade head` migrates the database the bot uses, not a stray default SQLite file.
+    return str(url or DatabaseSettings().database_url)
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
@@ -55,6 +59,7 @@ def _configure(connection: Connection) -> None:
 def _run_sync(connection: Connection) -> None:
     _configure(connection)
     with context.begin_transaction():
+        hold_migration_lock(connection)  # PostgreSQL: one process migrates at a time
         context.run_migrations()
 
 

@@ -22,6 +22,12 @@ SQLite set-up, and why:
   ``UPDATE`` uses each period start four times) is converted once, not once per use;
 * one pooled connection per process by default: SQLite has one writer anyway, and queueing in the
   pool is first come first served, whereas waiting in ``busy_timeout`` sleeps in growing steps.
+
+Migrations run at every start, and several processes may start at once on one database. On
+PostgreSQL the migration transaction first takes an advisory lock (:func:`hold_migration_lock`), so
+one process migrates while the others wait, then find the schema at head and do nothing; without it
+two processes create the same tables together and one fails (``pg_type_typname_nsp_index``). On
+SQLite the migration transaction starts with ``BEGIN IMMEDIATE``, which already admits one writer.
 """
 
 from __future__ import annotations
@@ -30,11 +36,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -49,6 +55,9 @@ T = TypeVar("T")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/kling-bot.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: The PostgreSQL advisory lock key held while migrating (any constant 64-bit number works; this is
+#: the bytes of "klingmig", so it is recognisable in ``pg_locks``).
+MIGRATION_LOCK_KEY: Final = int.from_bytes(b"klingmig", "big")
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -168,6 +177,22 @@ def alembic_config(url: str | URL) -> Config:
     # Passed as an attribute, not a main option: ini interpolation would mangle a '%' in a password.
     config.attributes["url"] = make_url(url).render_as_string(hide_password=False)
     return config
+
+
+def hold_migration_lock(connection: Connection) -> None:
+    """On PostgreSQL, wait for (and hold until the transaction ends) the one migration lock.
+
+    Called by ``migrations/env.py`` as the first statement of the migration transaction, before
+    Alembic reads the current revision: a process that had to wait then reads what the first one
+    committed and finds nothing left to do. It is a transaction-level lock, so a crash or a rollback
+    releases it too. Elsewhere nothing (see the module docstring for SQLite).
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    key = {"key": MIGRATION_LOCK_KEY}
+    if not connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar():
+        log.info("another process is migrating the database; waiting for it to finish")
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
 
 
 def _upgrade(url: str | URL, revision: str) -> None:
