@@ -18,13 +18,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import JobState, Storage
+from storage import DeliveredVia, JobState, Storage
 from storage import copy as storage_copy
 from storage.copy import CopyFailed, CopyRefused, copy_database, normalize_url
 from storage.models import metadata
 from tests.postgres import create_database, drop_database
 from tests.storage.conftest import ENGINES
-from tests.storage.helpers import FakeClock, check_ledger, make_job, migrate_in_thread
+from tests.storage.helpers import FakeClock, check_ledger, claim, make_job, migrate_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 _databases = itertools.count()
@@ -55,7 +55,7 @@ async def fill(url: str, clock: FakeClock) -> None:
         await storage.grant(2, 10, 25, actor_id=8)
         jobs = [await make_job(storage, user_id=user, estimate=20 + user) for user in range(10, 16)]
         jobs.append(await make_job(storage, guild_id=2, user_id=10, estimate=60))
-        claimed = await storage.claim_for_submit("w", limit=4)
+        claimed = await claim(storage, "w", limit=4)
         assert len(claimed) == 4
         for job in claimed[:3]:
             await storage.mark_submitting(job.id or 0, owner="w")
@@ -64,7 +64,9 @@ async def fill(url: str, clock: FakeClock) -> None:
             done.id or 0, owner="w", task_id="t-1", credits_used=done.estimate_credits
         )
         await storage.mark_completed(done.id or 0, owner="w", video_url="https://v.example/1.mp4")
-        await storage.mark_delivered(done.id or 0, owner="w", message_id=123456789012345678)
+        await storage.mark_delivered(
+            done.id or 0, owner="w", message_id=123456789012345678, via=DeliveredVia.ATTACHMENT
+        )
         await storage.fail(failed.id or 0, owner="w", reason="provider said no")
         await storage.mark_lost(lost.id or 0, owner="w", reason="timed out")
         clock.advance(timedelta(days=8))  # a new week: allowances expire and refill
