@@ -38,6 +38,8 @@ _HOW_TO_FIX: dict[str, str] = {
     "MAX_VIDEO_BYTES": "use a number of bytes, at least 1024 (default 536870912, 512 MB)",
     "PROCESSING_TIMEOUT_MINUTES": "use a number of minutes above 0 (default 30)",
     "WORKER_LEASE_SECONDS": "use a number of seconds from 1 to 3600 (default 30)",
+    "MEDIA_WORKERS": "use a whole number from 1 to 64 (default 1)",
+    "MEDIA_TIMEOUT_SECONDS": "use a number of seconds above 0 (default 300)",
     "DISCORD_API_BASE_URL": "remove it (it is only for testing against a local fake Discord)",
     "DISCORD_GATEWAY_URL": "remove it (it is only for testing against a local fake Discord)",
 }
@@ -68,6 +70,8 @@ class Settings(BaseSettings):
     max_video_bytes: Annotated[int, Field(ge=1024)] = 512 * 1024 * 1024
     processing_timeout_minutes: Annotated[float, Field(gt=0)] = 30.0
     worker_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    media_workers: Annotated[int, Field(ge=1, le=64)] = 1
+    media_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
     # Only for the test suite and local experiments: point discord.py at a fake Discord.
     discord_api_base_url: str | None = None
     discord_gateway_url: str | None = None
