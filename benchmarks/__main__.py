@@ -5,7 +5,13 @@ from __future__ import annotations
 import runpy
 import sys
 
-BENCHMARKS = ("benchmarks.ledger", "benchmarks.ack", "benchmarks.delivery", "benchmarks.scale")
+BENCHMARKS = (
+    "benchmarks.ledger",
+    "benchmarks.ack",
+    "benchmarks.delivery",
+    "benchmarks.scale",
+    "benchmarks.media",
+)
 
 
 def main() -> int:

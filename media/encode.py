@@ -30,8 +30,9 @@ How the size is hit, in one pass (a two-pass encode would fit more tightly but t
 when the picture would have to go below the smallest size; and after two tries that are both too big.
 Its :attr:`~CannotFit.sentence` tells a member why.
 
-Speed: ``-preset superfast``. On one core of the project's machine it fits a 15 s 1080p30 clip in about
-0.8 of its duration (``benchmarks/media.py``), where ``veryfast`` took 1.1 for 0.3 dB better SSIM.
+Speed: ``-preset superfast``. On one core of the project's machine it fits a 15 s 1080p30 clip of 40 MiB
+in about 0.8 of its duration (``benchmarks/media.py``); ``veryfast`` needed about 1.1 (CPU time of the
+encode alone) for 0.3 dB better SSIM on the same clip.
 """
 
 from __future__ import annotations
