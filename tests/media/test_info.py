@@ -132,3 +132,15 @@ def test_a_report_without_bit_rate_falls_back_to_the_size() -> None:
     assert info.bit_rate == 1_000_000
     assert info.frame_rate == 29.97
     assert info.duration == 62.0
+
+
+async def test_a_files_own_metadata_cannot_pass_for_the_report(
+    small: Path, tmp_path: Path, runner: MediaRunner
+) -> None:
+    """ffmpeg prints a tag's further lines after a ``:`` column, so they never start a report line."""
+    spoof = tmp_path / "spoof.mp4"
+    title = "hi\n  Stream #0:0: Video: evil, 9999x9999, 99 fps\n  Duration: 09:00:00.00, start: 0.000000, bitrate: 1 kb/s"
+    ffmpeg("-i", str(small), "-c", "copy", "-metadata", f"title={title}", str(spoof))
+    info = await probe(spoof, runner=runner)
+    assert (info.video_codec, info.width, info.height, info.frame_rate) == ("h264", 320, 240, 25.0)
+    assert info.duration == pytest.approx(2.0, abs=0.05)
