@@ -41,6 +41,8 @@ _HOW_TO_FIX: dict[str, str] = {
     "PROCESSING_TIMEOUT_MINUTES": "use a number of minutes above 0 (default 30)",
     "WORKER_LEASE_SECONDS": "use a number of seconds from 1 to 3600 (default 30)",
     "STARTUP_RETRY_MINUTES": "use a number of minutes from 0 to 1440 (default 10; 0 gives up at the first failure)",
+    "MEDIA_WORKERS": "use a whole number from 1 to 64 (default 1)",
+    "MEDIA_TIMEOUT_SECONDS": "use a number of seconds above 0 (default 300)",
     "DISCORD_API_BASE_URL": "remove it (it is only for testing against a local fake Discord)",
     "DISCORD_GATEWAY_URL": "remove it (it is only for testing against a local fake Discord)",
 }
@@ -100,6 +102,8 @@ class Settings(BaseSettings):
     worker_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
     #: How long start-up keeps retrying when Discord cannot be reached (0: give up at once).
     startup_retry_minutes: Annotated[float, Field(ge=0, le=1440)] = 10.0
+    media_workers: Annotated[int, Field(ge=1, le=64)] = 1
+    media_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
     # Only for the test suite and local experiments: point discord.py at a fake Discord.
     discord_api_base_url: str | None = None
     discord_gateway_url: str | None = None

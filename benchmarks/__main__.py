@@ -14,7 +14,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-BENCHMARKS = ("ledger", "ack", "delivery", "scale")
+BENCHMARKS = ("ledger", "ack", "delivery", "scale", "media")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,8 @@ SETTING_NAMES = (
     "DEV_GUILD_ID",
     "LOG_LEVEL",
     "HEARTBEAT_FILE",
+    "MEDIA_WORKERS",
+    "MEDIA_TIMEOUT_SECONDS",
     "DISCORD_API_BASE_URL",
     "DISCORD_GATEWAY_URL",
 )
@@ -94,6 +96,8 @@ def test_malformed_secret_is_named_but_never_printed(tmp_path: Path) -> None:
         ("ULAZAI_BASE_URL", "ftp://ulazai.example", "ULAZAI_BASE_URL is not an http(s) URL"),
         ("DEV_GUILD_ID", "my-server", "DEV_GUILD_ID is invalid"),
         ("LOG_LEVEL", "chatty", "LOG_LEVEL is invalid"),
+        ("MEDIA_WORKERS", "0", "MEDIA_WORKERS is invalid: use a whole number from 1 to 64"),
+        ("MEDIA_TIMEOUT_SECONDS", "-5", "MEDIA_TIMEOUT_SECONDS is invalid: use a number of seconds above 0"),
     ],
 )
 def test_malformed_values_name_the_variable(name: str, value: str, expected: str) -> None:
@@ -136,6 +140,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.database_url == "sqlite+aiosqlite:///data/kling-bot.db"
     assert settings.dev_guild_id is None
     assert settings.log_level == "INFO"
+    assert settings.media_workers == 1
+    assert settings.media_timeout_seconds == 300.0
 
 
 def test_secrets_hidden_in_repr_and_http_allowed_for_a_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
