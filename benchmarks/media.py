@@ -301,12 +301,12 @@ def main(argv: list[str] | None = None) -> int:
             "growth_mb": verdict(growth, TARGET_GROWTH_MB),
         },
     }
-    folder = output.output_dir(args)
-    (folder / "media.json").write_text(json.dumps(result, indent=2) + "\n")
-    (folder / "media.md").write_text(markdown(result))
+    out_dir = output.output_dir(args)
+    (out_dir / "media.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / "media.md").write_text(markdown(result))
     for name, v in result["verdicts"].items():
         print(output.verdict(f"{name} <= {v['goal']}", v["verdict"] == "PASS", str(v["value"])))
-    print(f"results in {folder / 'media.md'}")
+    print(f"results in {out_dir / 'media.md'}")
     return output.exit_status([v["verdict"] == "PASS" for v in result["verdicts"].values()])
 
 
