@@ -29,6 +29,7 @@ from discord import app_commands
 from discord.ext import commands
 from pydantic import ValidationError
 
+import media
 from cogs import views
 from cogs.common import NO_MENTIONS, Interaction, answer_error
 from config import Settings, describe_errors, load_settings
@@ -116,6 +117,8 @@ class KlingBot(commands.Bot):
         self.worker_heartbeat: float | None = None
 
     async def setup_hook(self) -> None:
+        # One place for every ffmpeg child the bot starts: at most MEDIA_WORKERS at once, each time-limited.
+        media.configure(workers=self.settings.media_workers, timeout=self.settings.media_timeout_seconds)
         # Buttons posted before a restart carry their job in their custom_id: register every kind first.
         self.add_dynamic_items(*views.DYNAMIC_ITEMS)
         for extension in self.extensions_to_load:

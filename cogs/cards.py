@@ -40,6 +40,13 @@ STATE_LABELS: dict[JobState, str] = {
     JobState.LOST: "⚠️ Lost in transit, credits refunded",
 }
 
+#: How a delivered video went, when it is not a plain attachment (the card and /video jobs say so).
+DELIVERED_HOW: dict[DeliveredVia, str] = {
+    DeliveredVia.FITTED: "(made smaller to play here; full quality linked)",
+    DeliveredVia.LINK: "as a link",
+    DeliveredVia.DIRECT_MESSAGE: "by direct message",
+}
+
 STATE_COLOURS: dict[JobState, discord.Colour] = {
     JobState.DELIVERED: discord.Colour.green(),
     JobState.FAILED: discord.Colour.red(),
@@ -99,6 +106,8 @@ def state_line(job: Job, queue_position: int | None = None, now: datetime | None
         label += f" (position {queue_position})"
     if job.state in (JobState.FAILED, JobState.REJECTED, JobState.LOST) and job.error:
         label += f": {job.error[:200]}"
+    if job.state is JobState.DELIVERED and job.delivered_via in DELIVERED_HOW:
+        label += f" {DELIVERED_HOW[job.delivered_via]}"
     return label
 
 
@@ -118,8 +127,26 @@ def parameters(job: Job) -> str:
     return " · ".join(parts)
 
 
-def status_card(job: Job, *, queue_position: int | None = None, now: datetime | None = None) -> discord.Embed:
-    """The public card in the channel; everyone sees the request move through its states."""
+#: The finished card's thumbnail, attached to the card itself (``attachment://``).
+POSTER_FILENAME = "poster.jpg"
+#: While these last, the card shows the request's source image (when it has one).
+IN_PROGRESS = (
+    JobState.PENDING_REVIEW,
+    JobState.QUEUED,
+    JobState.SUBMITTING,
+    JobState.PROCESSING,
+    JobState.COMPLETED,
+)
+
+
+def status_card(
+    job: Job, *, queue_position: int | None = None, now: datetime | None = None, poster: bool = False
+) -> discord.Embed:
+    """The public card in the channel; everyone sees the request move through its states.
+
+    While the video is made the card shows the source image (the first image, else the start frame);
+    ``poster``: the finished card carries a still of the video, attached as :data:`POSTER_FILENAME`.
+    """
     embed = discord.Embed(
         title="Text to video" if job.mode == "text_to_video" else "Image to video",
         description=job.prompt,
@@ -136,6 +163,11 @@ def status_card(job: Job, *, queue_position: int | None = None, now: datetime | 
             inline=False,
         )
     embed.set_footer(text=f"Job #{job.id}")
+    source = job.image_urls[0] if job.image_urls else job.start_frame_url
+    if poster:
+        embed.set_thumbnail(url=f"attachment://{POSTER_FILENAME}")
+    elif source and job.state in IN_PROGRESS:
+        embed.set_thumbnail(url=source)
     return embed
 
 

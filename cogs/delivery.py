@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import secrets
 import socket
 import time
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -27,7 +30,7 @@ from cogs import audit as audit_lines
 from cogs import cards, views
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, mention_only
-from generation import outcomes
+from generation import fitting, outcomes
 from generation.outcomes import Posted
 from generation.worker import TICK_SECONDS, Worker
 from storage import DeliveredVia, Job, JobState
@@ -51,6 +54,14 @@ QUEUE_REFRESH_SECONDS = 10.0
 UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS, TOO_LARGE = 10003, 50001, 50013, 40005
 
 
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A video file to attach: the download itself, or its fitted copy."""
+
+    path: Path
+    size: int
+
+
 def nonce_for(job_id: int) -> str:
     """The same for every attempt at posting one job (Discord keeps nonces for a few minutes)."""
     return f"kling-job-{job_id}"
@@ -63,10 +74,15 @@ class CardEditor:
         self.bot = bot
         self._last: dict[int, tuple[float, dict[str, Any]]] = {}
 
-    async def update(self, job: Job, *, queue_position: int | None = None, force: bool = False) -> None:
+    async def update(
+        self, job: Job, *, queue_position: int | None = None, force: bool = False, poster: Path | None = None
+    ) -> None:
+        """``poster``: a still of the finished video, attached to the card as its thumbnail."""
         if job.status_message_id is None:
             return
-        embed = cards.status_card(job, queue_position=queue_position, now=self.bot.storage.now())
+        embed = cards.status_card(
+            job, queue_position=queue_position, now=self.bot.storage.now(), poster=poster is not None
+        )
         payload = embed.to_dict()
         last = self._last.get(job.status_message_id)
         if last is not None and last[1] == payload:
@@ -80,8 +96,12 @@ class CardEditor:
         message = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id).get_partial_message(
             job.status_message_id
         )
+        files: dict[str, Any] = {}
+        if poster is not None:
+            data = await asyncio.to_thread(poster.read_bytes)
+            files["attachments"] = [discord.File(io.BytesIO(data), filename=cards.POSTER_FILENAME)]
         try:
-            await message.edit(embed=embed, allowed_mentions=NO_MENTIONS)
+            await message.edit(embed=embed, allowed_mentions=NO_MENTIONS, **files)
         except discord.HTTPException as error:
             log.info("Status card of job %s not updated: %s", job.id, error)
 
@@ -157,9 +177,16 @@ class Delivery(commands.Cog):
         await audit(self.bot, job.guild_id, audit_lines.ended(job, refunded, detail))
 
     async def deliver(self, job: Job) -> None:
-        """Download, post, record; the worker holds the job's lease meanwhile."""
+        """Download, fit when too big, post, record; the worker holds the job's lease meanwhile.
+
+        A crash anywhere here leaves the job completed and leased: the lease runs out, another pass
+        downloads and fits again, and the nonce keeps a post that did go out from going out twice.
+        """
+        assert job.id is not None
         assert job.video_url is not None
         video: DownloadedVideo | None = None
+        fitted = fitting.FitResult(None, 0, None)
+        poster: Path | None = None
         why_link: str | None = None
         limit = self.upload_limit(job)
         try:
@@ -167,7 +194,7 @@ class Delivery(commands.Cog):
                 video = await download_video(
                     self.bot.http_session,
                     job.video_url,
-                    max_bytes=outcomes.download_limit(self.bot.settings.max_video_bytes, limit),
+                    max_bytes=self.bot.settings.max_video_bytes,
                     allow_private=self.allow_private_downloads,
                 )
             except VideoTooLargeError as error:
@@ -175,14 +202,25 @@ class Delivery(commands.Cog):
             except DownloadError as error:
                 log.warning("Could not download the video of job %s: %r", job.id, error)
                 why_link = "I could not download it to attach it here"
-            message, posted = await self.post(job, video, why_link)
+            if video is not None and outcomes.over_limit_reason(video.size, limit) is not None:
+                fitted = await fitting.fit_for_posting(video.path, video.size, limit, job_id=job.id)
+            if video is not None:
+                poster = await fitting.poster_of(fitted.path or video.path, job_id=job.id)
+            file = self.file_to_attach(video, fitted, limit)
+            message, posted = await self.post(
+                job, file, fitted.why_link or why_link, fitted=fitted.path is not None
+            )
         finally:
             if video is not None:
                 await asyncio.to_thread(video.cleanup)
-        job = await self.worker.finish_delivery(
-            job, posted if isinstance(posted, Posted) else None, posted if isinstance(posted, str) else ""
-        )
-        await self.cards.update(job, force=True)
+            await asyncio.to_thread(fitting.discard, fitted.path)
+        try:
+            job = await self.worker.finish_delivery(
+                job, posted if isinstance(posted, Posted) else None, posted if isinstance(posted, str) else ""
+            )
+            await self.cards.update(job, force=True, poster=poster if message is not None else None)
+        finally:
+            await asyncio.to_thread(fitting.discard, poster)
         if message is None:
             await audit(
                 self.bot, job.guild_id, f"⚠️ The video of job #{job.id} could not be posted: {posted}."
@@ -193,28 +231,40 @@ class Delivery(commands.Cog):
     # -- posting -------------------------------------------------------------------------------------
 
     def upload_limit(self, job: Job) -> int:
+        """What a message may carry where the job is posted: the server's limit (it follows the boost
+        tier; the worker posts outside any interaction, so the guild's figure is the one it has)."""
         guild = self.bot.get_guild(job.guild_id)
         return outcomes.upload_limit(guild.filesize_limit if guild is not None else None)
 
+    @staticmethod
+    def file_to_attach(
+        video: DownloadedVideo | None, fitted: fitting.FitResult, limit: int
+    ) -> Attachment | None:
+        """The fitted copy when there is one, else the download when it fits, else nothing (a link)."""
+        if fitted.path is not None:
+            return Attachment(fitted.path, fitted.size)
+        if video is not None and outcomes.over_limit_reason(video.size, limit) is None:
+            return Attachment(video.path, video.size)
+        return None
+
     async def post(
-        self, job: Job, video: DownloadedVideo | None, why_link: str | None
+        self, job: Job, file: Attachment | None, why_link: str | None, *, fitted: bool = False
     ) -> tuple[discord.Message | None, Posted | str]:
-        """Post the video: attached when it fits, else as a link; in the channel, else by DM.
+        """Post the video: attached when there is a file to attach, else as a link; in the channel, else
+        by DM. ``fitted``: the file is a re-encoded copy, so the message links the original too.
 
         Returns the message and where it went, or ``None`` and why it could not be posted anywhere.
         """
-        limit = self.upload_limit(job)
-        if video is not None:
-            why_link = outcomes.over_limit_reason(video.size, limit) or why_link
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         reference = cards.card_reference(job)
-        attach = video is not None and why_link is None
-        via = DeliveredVia.ATTACHMENT if attach else DeliveredVia.LINK
+        via = (
+            DeliveredVia.LINK if file is None else DeliveredVia.FITTED if fitted else DeliveredVia.ATTACHMENT
+        )
         try:
-            message = await self._send(channel, job, video if attach else None, why_link, reference)
+            message = await self._send(channel, job, file, why_link, reference, fitted=fitted)
             return message, Posted(message.id, via, outcomes.delivery_notes(via, why_link))
         except discord.HTTPException as error:
-            if error.code == TOO_LARGE and attach:
+            if error.code == TOO_LARGE and file is not None:
                 why_link = "Discord refused the file as too large for this server"
                 with contextlib.suppress(discord.HTTPException):
                     message = await self._send(channel, job, None, why_link, reference)
@@ -228,11 +278,16 @@ class Delivery(commands.Cog):
             user = await self.bot.fetch_user(job.user_id)
             dm = await user.create_dm()
             fits = (
-                video is not None
-                and outcomes.over_limit_reason(video.size, outcomes.upload_limit(None)) is None
+                file is not None
+                and outcomes.over_limit_reason(file.size, outcomes.upload_limit(None)) is None
             )
             message = await self._send(
-                dm, job, video if fits else None, None if fits else "it is too big to attach", None
+                dm,
+                job,
+                file if fits else None,
+                None if fits else "it is too big to attach",
+                None,
+                fitted=fitted,
             )
             dm_via = DeliveredVia.DIRECT_MESSAGE
             return message, Posted(message.id, dm_via, outcomes.delivery_notes(dm_via, channel_problem))
@@ -243,9 +298,11 @@ class Delivery(commands.Cog):
         self,
         channel: discord.abc.Messageable,
         job: Job,
-        video: DownloadedVideo | None,
+        file: Attachment | None,
         why_link: str | None,
         reference: discord.MessageReference | None,
+        *,
+        fitted: bool = False,
     ) -> discord.Message:
         assert job.id is not None
         assert job.video_url is not None
@@ -255,11 +312,14 @@ class Delivery(commands.Cog):
             "view": views.posted_video_view(job.id),
             "nonce": nonce_for(job.id),
         }
-        if video is not None:
-            handle = await asyncio.to_thread(video.path.open, "rb")
+        if file is not None:
+            original = (
+                f"\n-# Full quality: {job.video_url} (the provider's link may expire)" if fitted else ""
+            )
+            handle = await asyncio.to_thread(file.path.open, "rb")
             try:
                 return await channel.send(
-                    f"<@{job.user_id}> your video is ready!",
+                    f"<@{job.user_id}> your video is ready!{original}",
                     file=discord.File(handle, filename=f"kling-{job.id}.mp4"),
                     **common,
                 )

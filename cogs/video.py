@@ -156,8 +156,11 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
             where = f" · [{'video' if job.posted_message_id else 'status'}]({link})" if link else ""
             if job.state is JobState.FAILED and job.video_url:
                 where += f" · [download]({job.video_url})"
+            state = cards.STATE_LABELS.get(job.state, job.state)
+            if job.state is JobState.DELIVERED and job.delivered_via in cards.DELIVERED_HOW:
+                state = f"{state} {cards.DELIVERED_HOW[job.delivered_via]}"
             lines.append(
-                f"**#{job.id}** {when(job.created_at)} · {cards.STATE_LABELS.get(job.state, job.state)}"
+                f"**#{job.id}** {when(job.created_at)} · {state}"
                 f" · {cards.model_label(job.model)} {job.duration} s · {cards.job_cost(job)} credits{where}"
             )
         embed = discord.Embed(

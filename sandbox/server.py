@@ -561,6 +561,14 @@ class Sandbox:
         self._check_video_bytes(value)
         self._video_bytes = value
 
+    def serve_video(self, data: bytes) -> None:
+        """Serve ``data`` (a whole MP4, e.g. one a test made) as every finished task's video from now on,
+        instead of the bundled sample; :attr:`video_bytes` goes back to "as is"."""
+        if self._sample is None:
+            raise RuntimeError("start the sandbox first")
+        self._sample = data
+        self._video_bytes = None
+
     @property
     def sample_size(self) -> int | None:
         """Size of the bundled MP4 (known once started)."""

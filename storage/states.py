@@ -51,6 +51,7 @@ class DeliveredVia(StrEnum):
     """How a delivered video reached the member (so nobody has to read the delivery notes to know)."""
 
     ATTACHMENT = "attachment"  # the file, in the job's channel
+    FITTED = "fitted"  # a re-encoded copy small enough to attach, with the original's link
     LINK = "link"  # the provider's link, in the job's channel (too big, or not downloadable)
     DIRECT_MESSAGE = "direct_message"  # in the member's DMs: the channel refused it
 

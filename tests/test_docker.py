@@ -196,9 +196,11 @@ def modules_the_bot_runs() -> list[str]:
         "import bot, healthcheck, storage.copy\n"
         "for name in bot.INITIAL_EXTENSIONS: importlib.import_module(name)\n"
         "root = pathlib.Path(sys.argv[1])\n"
+        "venv = pathlib.Path(sys.prefix).resolve()\n"  # installed packages come from the lock, not the context
         "files = {pathlib.Path(m.__file__).resolve() for m in list(sys.modules.values()) "
         "if getattr(m, '__file__', None)}\n"
-        "print(json.dumps(sorted(str(f.relative_to(root)) for f in files if f.is_relative_to(root))))\n"
+        "print(json.dumps(sorted(str(f.relative_to(root)) for f in files "
+        "if f.is_relative_to(root) and not f.is_relative_to(venv))))\n"
     )
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-c", probe, str(ROOT)], cwd=ROOT, capture_output=True, text=True, check=True

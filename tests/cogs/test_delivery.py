@@ -167,19 +167,36 @@ async def test_429_on_generate_goes_back_to_the_queue(harness: Harness) -> None:
     assert (await h.storage.balance(h.guild_id, h.member_id)).reserved == 55  # still held, not lost
 
 
-async def test_a_video_over_the_servers_upload_limit_is_posted_as_a_link(harness: Harness) -> None:
+async def test_a_video_over_the_servers_upload_limit_is_fitted_and_attached(harness: Harness) -> None:
     h = harness
     h.sandbox.video_bytes = 11 * 1024 * 1024  # unboosted servers take 10 MiB
     job_id = await request(h)
-    job = await wait_state(h, job_id, JobState.DELIVERED)
+    job = await wait_state(h, job_id, JobState.DELIVERED, within=60)
     (message,) = posted(h)
-    assert message.files == []
+    (upload,) = message.files  # a re-encoded copy, not the 11 MiB original
+    assert len(upload.data) < 10 * 1024 * 1024
     assert job.video_url is not None
-    assert job.video_url in message.content
-    assert "11.0 MB, more than this server's 10.0 MB upload limit" in message.content
+    assert f"Full quality: {job.video_url}" in message.content  # the original, linked
     assert users_allowed(message) == [h.member_id]
-    assert "link" in (job.delivery_notes or "")
-    assert job.delivered_via is DeliveredVia.LINK
+    assert job.delivered_via is DeliveredVia.FITTED
+
+
+async def test_a_video_that_cannot_be_fitted_in_time_is_posted_as_a_link(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, media_timeout_seconds=0.01) as h:
+        h.sandbox.estimated_time.update(FAST)
+        h.sandbox.video_bytes = 11 * 1024 * 1024
+        job_id = await request(h)
+        job = await wait_state(h, job_id, JobState.DELIVERED, within=60)
+        (message,) = posted(h)
+        assert message.files == []
+        assert job.video_url is not None
+        assert job.video_url in message.content
+        assert (
+            "Posted as a link because making it small enough to attach here took too long" in message.content
+        )
+        assert users_allowed(message) == [h.member_id]
+        assert "link" in (job.delivery_notes or "")
+        assert job.delivered_via is DeliveredVia.LINK
 
 
 async def test_a_too_large_answer_from_discord_falls_back_to_a_link(harness: Harness) -> None:
