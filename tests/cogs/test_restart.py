@@ -29,7 +29,8 @@ FAST: dict[Literal["kling-3.0", "kling-2.6"], str] = {"kling-3.0": "1-2 seconds"
 
 
 def videos_posted(fake: FakeDiscord, channel_id: int) -> list[FakeMessage]:
-    return [m for m in fake.messages_in(channel_id, include_ephemeral=False) if m.files]
+    """Messages carrying a file that are not status cards (a finished card carries its poster)."""
+    return [m for m in fake.messages_in(channel_id, include_ephemeral=False) if m.files and not m.embeds]
 
 
 async def until(condition: object, *, within: float = 30.0) -> None:
