@@ -135,9 +135,13 @@ class Delivery(commands.Cog):
         self.loop.start()
 
     async def cog_unload(self) -> None:
+        """Stop ticking and wait for what is running to end: leases expire and another pass, here or in
+        another process, takes the jobs up where the database says they are."""
         self.loop.cancel()
         if self._queue_task is not None:
             self._queue_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._queue_task
         await self.worker.stop()
 
     @tasks.loop(seconds=TICK_SECONDS)

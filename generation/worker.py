@@ -158,11 +158,13 @@ class Worker:
                 except (LeaseLost, JobNotFound):
                     return  # released or taken over: the fenced writes will tell the worker
 
-        renewer = asyncio.create_task(renew())
+        renewer = asyncio.create_task(renew(), name=f"lease-{job_id}")
         try:
             yield
         finally:
             renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer  # ended before the job's task is, so nothing outlives the worker
 
     # -- launching -----------------------------------------------------------------------------------
 
