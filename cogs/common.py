@@ -88,12 +88,20 @@ def refusal_text(refusal: Refusal) -> str:
     return refusal.message
 
 
+#: The command to use instead, when the provider's rules say the request needs the other kind.
+INSTEAD: dict[str, str] = {
+    "image_to_video": " Use `/video image` to start from an image or frames.",
+    "text_to_video": " Or use `/video text` to start from the prompt alone.",
+    "either": " Use `/video text` or `/video image`.",
+}
+
+
 def user_message_for(error: BaseException) -> str | None:
     """The member-facing text for a domain error, or ``None`` when it is unexpected (a bug)."""
     if isinstance(error, Refusal):
         return refusal_text(error)
     if isinstance(error, InvalidRequestError):
-        return error.message
+        return error.message + INSTEAD.get(error.instead or "", "")
     if isinstance(error, InsufficientCreditsError):
         return "This server's UlazAI video credits are used up, so nothing was made or charged. Ask an admin to top up."
     if isinstance(error, AuthenticationError):

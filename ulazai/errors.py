@@ -20,12 +20,18 @@ class UlazAIError(Exception):
 
 
 class InvalidRequestError(UlazAIError):
-    """A request that breaks a documented rule; ``message`` is member-facing and actionable."""
+    """A request that breaks a documented rule; ``message`` says what is wrong with the value.
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    ``field`` names the request field to change; ``instead`` the kind of request that would take it
+    (``"text_to_video"``, ``"image_to_video"`` or ``"either"``), so whoever shows the sentence can name its
+    own command for it (the provider client knows nothing of slash commands).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, instead: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.instead = instead
 
 
 class ProviderError(UlazAIError):

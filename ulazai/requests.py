@@ -207,17 +207,19 @@ def _check_no_images_for_text(
 ) -> None:
     if image_urls:
         raise InvalidRequestError(
-            "A text-to-video request takes no image; use /video image to animate an image.", field="image"
+            "A text-to-video request takes no image.", field="image", instead="image_to_video"
         )
     if start_frame_url is not None:
         raise InvalidRequestError(
-            "A text-to-video request takes no start frame; use /video image to start from a frame.",
+            "A text-to-video request takes no start frame.",
             field="start_frame",
+            instead="image_to_video",
         )
     if end_frame_url is not None:
         raise InvalidRequestError(
-            "A text-to-video request takes no end frame; use /video image to end on a frame.",
+            "A text-to-video request takes no end frame.",
             field="end_frame",
+            instead="image_to_video",
         )
 
 
@@ -248,9 +250,9 @@ def _check_kling30_images(
         _check_no_images_for_text(image_urls, start_frame_url, end_frame_url)
     elif not image_urls and start_frame_url is None and end_frame_url is None:
         raise InvalidRequestError(
-            "Image-to-video needs an image, a start frame or an end frame; attach one, "
-            "or use /video text to start from the prompt alone.",
+            "Image-to-video needs an image, a start frame or an end frame; attach one.",
             field="image",
+            instead="text_to_video",
         )
     _check_urls(image_urls, start_frame_url, end_frame_url)
     if aspect_ratio is not None and (start_frame_url is not None or end_frame_url is not None):
@@ -270,9 +272,9 @@ def _check_kling26_images(
     count = len(image_urls or ())
     if count == 0:
         raise InvalidRequestError(
-            "Kling 2.6 image-to-video needs exactly one image; attach one, "
-            "or use /video text to start from the prompt alone.",
+            "Kling 2.6 image-to-video needs exactly one image; attach one.",
             field="image",
+            instead="text_to_video",
         )
     if count > 1:
         raise InvalidRequestError(
@@ -407,14 +409,16 @@ _OPTION_FOR: Final[dict[str, str]] = {
 }
 
 
-def _coerce(enum: type[_E], value: object, message: str, field: str | None) -> _E:
+def _coerce(
+    enum: type[_E], value: object, message: str, field: str | None, *, instead: str | None = None
+) -> _E:
     """Accept the enum or its plain value (a stored job or a choice may hold the string)."""
     if isinstance(value, str):
         try:
             return enum(value)
         except ValueError:
             pass
-    raise InvalidRequestError(message, field=field)
+    raise InvalidRequestError(message, field=field, instead=instead)
 
 
 def _check_flag(value: object, message: str, field: str | None) -> bool:
@@ -457,8 +461,9 @@ def build_request(spec: VideoSpec) -> ProviderRequest:
     mode = _coerce(
         GenerationMode,
         spec.mode,
-        f"Generation mode {_shown(spec.mode)} is not known; use /video text or /video image.",
+        f"Generation mode {_shown(spec.mode)} is not known.",
         None,
+        instead="either",
     )
     duration = _check_duration(model, spec.duration)
     sound = _check_flag(spec.sound, f"Sound must be on or off; {_shown(spec.sound)} is neither.", "sound")

@@ -49,11 +49,15 @@ def assert_sentence(message: str) -> None:
     assert re.search(r"[.!?]\s+[A-Z]", message[:-1]) is None, message
 
 
-def refused(request: VideoSpec, field: str | None, *fragments: str) -> InvalidRequestError:
+def refused(
+    request: VideoSpec, field: str | None, *fragments: str, instead: str | None = None
+) -> InvalidRequestError:
     with pytest.raises(InvalidRequestError) as info:
         build_request(request)
     error = info.value
     assert error.field == field, (error.field, error.message)
+    assert error.instead == instead, (error.instead, error.message)
+    assert "/video" not in error.message  # the command's name is the cog's to add
     assert_sentence(error.message)
     assert str(error) == error.message
     for fragment in fragments:
@@ -530,7 +534,7 @@ def test_unknown_model_is_refused(model: object) -> None:
 
 @pytest.mark.parametrize("mode", ["video", None, "TEXT_TO_VIDEO"])
 def test_unknown_mode_is_refused(mode: object) -> None:
-    refused(spec(V30, mode=mode), None, "/video text")
+    refused(spec(V30, mode=mode), None, "is not known", instead="either")
 
 
 # --- build_request: duration ---------------------------------------------------------------------
@@ -687,11 +691,11 @@ def test_kling30_image_to_video_inputs(images: dict[str, Any]) -> None:
 
 
 def test_kling30_image_to_video_without_any_image_is_refused() -> None:
-    refused(spec(V30, mode=I2V), "image", "/video text")
+    refused(spec(V30, mode=I2V), "image", "attach one", instead="text_to_video")
 
 
 def test_kling26_image_to_video_with_no_image_is_refused() -> None:
-    refused(spec(V26, mode=I2V), "image", "exactly one image")
+    refused(spec(V26, mode=I2V), "image", "exactly one image", instead="text_to_video")
 
 
 def test_kling26_image_to_video_with_one_image() -> None:
@@ -715,14 +719,14 @@ def test_kling26_refuses_frames(mode: GenerationMode, frame: str, field: str, wo
 
 @pytest.mark.parametrize("model", list(KlingModel))
 def test_text_to_video_with_an_image_is_refused(model: KlingModel) -> None:
-    refused(spec(model, image_urls=(IMG,)), "image", "/video image")
+    refused(spec(model, image_urls=(IMG,)), "image", "takes no image", instead="image_to_video")
 
 
 @pytest.mark.parametrize(
     ("frame", "field"), [("start_frame_url", "start_frame"), ("end_frame_url", "end_frame")]
 )
 def test_kling30_text_to_video_with_a_frame_is_refused(frame: str, field: str) -> None:
-    refused(spec(V30, **{frame: START}), field, "/video image")
+    refused(spec(V30, **{frame: START}), field, "takes no", instead="image_to_video")
 
 
 BAD_URLS = [
