@@ -9,9 +9,11 @@ Three guards keep fifty simultaneous deliveries from starving the bot's interact
 
 * **A slot per child.** At most ``workers`` (``MEDIA_WORKERS``, default 1) children run at once for the
   whole bot; the others wait their turn (in order) on a semaphore. A probe is a child too.
-* **One thread each, at low priority.** ffmpeg gets ``-threads`` ``threads`` (default 1) for decoding,
-  filtering and encoding, and is re-niced to :data:`NICE` right after it starts, so on a busy machine
-  the kernel runs the bot's event loop first.
+* **One thread each, at the lowest priority.** ffmpeg gets ``-threads`` ``threads`` (default 1) for
+  decoding, filtering and encoding, and starts under Linux's ``SCHED_IDLE`` policy (and niceness
+  :data:`NICE`, where that policy is missing), set before ``exec`` so every thread ffmpeg starts has it:
+  an idle-class task runs only when nothing else wants the CPU, and the bot's event loop preempts it
+  the moment it wakes, so interactions are acknowledged as fast during an encode as without one.
 * **A hard time limit.** A child still running after ``timeout`` seconds (``MEDIA_TIMEOUT_SECONDS``) is
   killed with SIGKILL and the call raises :class:`~media.errors.MediaTimeout`. The time spent waiting
   for a slot does not count. A cancelled call kills its child too, so a shutting-down bot leaves no
@@ -41,7 +43,7 @@ __all__ = ["NICE", "Completed", "MediaRunner", "configure", "default_runner"]
 log = logging.getLogger(__name__)
 
 #: The niceness given to every ffmpeg child (0 is normal, 19 the lowest priority).
-NICE = 10
+NICE = 19
 
 #: How much of ffmpeg's report is kept: its head (where ``-i`` describes the input) and its tail (where
 #: the last error is). A broken file can make ffmpeg print an error per frame; the rest is dropped.
@@ -167,12 +169,12 @@ class MediaRunner:
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                     start_new_session=True,  # a Ctrl-C meant for the bot is the bot's to handle
+                    preexec_fn=_lowest_priority,
                 )
             except OSError as error:
                 raise MediaError(f"cannot start ffmpeg ({binary}): {error}") from error
             self._running += 1
             try:
-                _lower_priority(child.pid)
                 assert child.stdout is not None
                 assert child.stderr is not None
                 async with asyncio.timeout(limit), asyncio.TaskGroup() as group:
@@ -190,11 +192,12 @@ class MediaRunner:
         return Completed(returncode, report.result(), progress.result())
 
 
-def _lower_priority(pid: int) -> None:
-    try:
-        os.setpriority(os.PRIO_PROCESS, pid, NICE)
-    except OSError as error:  # the child may already be gone, or the platform may refuse
-        log.debug("could not renice ffmpeg %d: %s", pid, error)
+def _lowest_priority() -> None:
+    """In the child, before ``exec``: the idle scheduling class, and the highest niceness."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or refused: niceness still applies
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, NICE)
 
 
 async def _read_progress(stream: asyncio.StreamReader) -> dict[str, str]:

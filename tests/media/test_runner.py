@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -82,9 +83,14 @@ async def test_a_child_past_its_time_limit_is_killed(big_with_audio: Path, tmp_p
     assert not dest.exists()
 
 
-def _nice_of(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat[stat.rindex(")") + 2 :].split()[16])
+def _priority_of(pid: int) -> set[tuple[int, int]]:
+    """(niceness, scheduling policy) of every thread of ``pid`` (``/proc/<pid>/task/*/stat``)."""
+    found = set()
+    for stat_file in Path(f"/proc/{pid}/task").glob("*/stat"):
+        fields = stat_file.read_text()
+        fields = fields[fields.rindex(")") + 2 :].split()
+        found.add((int(fields[16]), int(fields[38])))
+    return found
 
 
 async def test_a_cancelled_call_kills_its_child_which_ran_at_low_priority(
@@ -92,13 +98,14 @@ async def test_a_cancelled_call_kills_its_child_which_ran_at_low_priority(
 ) -> None:
     dest = tmp_path / "out.mp4"
     task = asyncio.create_task(fit(big_with_audio, 10 * 1024 * 1024, dest=dest, runner=runner))
-    niceness: list[int] = []
+    priorities: list[set[tuple[int, int]]] = []
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not niceness:
+    while time.monotonic() < deadline and not priorities:
         await asyncio.sleep(0.05)
         if dest.exists() and (children := ffmpeg_children()):  # the encode has started writing
-            niceness = [_nice_of(pid) for pid in children]
-    assert niceness == [NICE]
+            priorities = [_priority_of(pid) for pid in children]
+    # Every thread of the one child: the idle scheduling class, at the highest niceness.
+    assert priorities == [{(NICE, os.SCHED_IDLE)}]
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
