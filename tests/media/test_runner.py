@@ -87,8 +87,8 @@ def _priority_of(pid: int) -> set[tuple[int, int]]:
     """(niceness, scheduling policy) of every thread of ``pid`` (``/proc/<pid>/task/*/stat``)."""
     found = set()
     for stat_file in Path(f"/proc/{pid}/task").glob("*/stat"):
-        fields = stat_file.read_text()
-        fields = fields[fields.rindex(")") + 2 :].split()
+        stat = stat_file.read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
         found.add((int(fields[16]), int(fields[38])))
     return found
 
