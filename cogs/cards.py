@@ -225,12 +225,13 @@ ORIGIN_WORDS: dict[JobOrigin, str] = {
 }
 
 
-def origin_text(job: Job, prefix: str = "") -> str:
-    """``prefix`` + "continued from #12" / "remix of #12" for a job made by Continue or Remix, else ""."""
+def origin_text(job: Job, prefix: str = "", suffix: str = "") -> str:
+    """ "continued from #12" / "remix of #12" between ``prefix`` and ``suffix`` for a job made by
+    Continue or Remix, else ""."""
     words = ORIGIN_WORDS.get(job.origin) if job.origin is not None else None
     if words is None or job.parent_job_id is None:
         return ""
-    return prefix + words.format(parent=job.parent_job_id)
+    return prefix + words.format(parent=job.parent_job_id) + suffix
 
 
 def job_link(job: Job) -> str | None:

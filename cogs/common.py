@@ -16,6 +16,7 @@ from generation.refusals import (
     BudgetSpent,
     ChannelNotAllowed,
     EmptyPrompt,
+    ImageUnreadable,
     NoImage,
     NoLastFrame,
     NotEnoughCredits,
@@ -113,6 +114,8 @@ def iteration_refusal_text(refusal: Refusal) -> str | None:
             "I couldn't read that video any more (its message and the provider's link are gone), "
             "so nothing was made or charged."
         )
+    if isinstance(refusal, ImageUnreadable):
+        return "I can no longer read that image; use Animate with Kling on the message again. Nothing was charged."
     if isinstance(refusal, NoImage):
         if refusal.gone:
             return "That image is no longer there (the message was deleted or changed), so nothing was made or charged."

@@ -30,7 +30,7 @@ from cogs import requesting
 from cogs.common import UserFacingError, answer_ephemeral
 from generation import checks
 from generation.iterating import last_frame_of, parse_duration, parse_prompt
-from generation.refusals import NoImage
+from generation.refusals import ImageUnreadable, NoImage
 from generation.shapes import (
     ANIMATE_SLOT,
     CONTINUE_SLOT,
@@ -183,9 +183,11 @@ async def source_image(
     if message is not None and index < len(message.attachments) and is_image(message.attachments[index]):
         return message.attachments[index]
     stripped = message is None or not (message.content or message.attachments or message.embeds)
-    if stripped and remembered is not None:
-        return remembered
-    raise NoImage(gone=True)
+    if not stripped:
+        raise NoImage(gone=True)  # the message is there, without that image
+    if remembered is None:
+        raise ImageUnreadable
+    return remembered
 
 
 async def animate(

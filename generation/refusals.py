@@ -121,3 +121,11 @@ class NoImage(Refusal):
     def __init__(self, *, gone: bool = False) -> None:
         super().__init__("That message has no image to animate.")
         self.gone = gone
+
+
+class ImageUnreadable(Refusal):
+    """Discord no longer lets the bot read the image the menu was used on (a fetched message comes
+    without other members' attachments unless the bot has the Message Content intent)."""
+
+    def __init__(self) -> None:
+        super().__init__("I can no longer read that image.")

@@ -169,6 +169,8 @@ async def test_continue_starts_kling_3_from_the_last_frame_of_the_posted_video(
     for key in ("durationSeconds", "qualityMode", "sound"):
         assert second.json_body[key] == first.json_body[key], key
     assert (continuation.origin, continuation.parent_job_id) == (JobOrigin.CONTINUE, job.id)
+    card = h.fake.messages[continuation.status_message_id or 0]
+    assert card.embeds[0]["footer"]["text"] == f"Job #{continuation.id} · continued from #{job.id}"
 
     continuation = await wait_state(h, continuation.id or 0, JobState.DELIVERED)
     await asyncio.sleep(1)  # more worker passes: nothing is posted again
@@ -274,6 +276,7 @@ async def test_remix_sends_the_edited_prompt_with_the_original_settings_and_imag
     job, video = await delivered(
         h, "image", image=AttachmentSpec(PNG, "cat.png"), duration=7, quality="pro", sound=True, aspect_ratio="9:16"
     )  # fmt: skip
+    await h.storage.update_guild_settings(h.guild_id, audit_channel_id=h.general)
     opened = await open_modal(h, "remix", job, video, h.admin_id)
     assert (opened.data["custom_id"], opened.data["title"]) == (
         f"video:remix-modal:{job.id}",
@@ -294,6 +297,8 @@ async def test_remix_sends_the_edited_prompt_with_the_original_settings_and_imag
 
     listed = await h.answer(await h.command("video", "jobs", user_id=h.admin_id))
     assert f"remix of #{job.id}" in listed.embeds[0]["description"]
+    audited = await h.fake.wait_for_message(h.general, lambda m: f"requested job #{remix.id}" in m.content)
+    assert f"requested job #{remix.id} (remix of #{job.id})" in audited.content
 
 
 async def test_continue_and_remix_outlive_a_restart(tmp_path: Path) -> None:
@@ -449,3 +454,34 @@ async def test_animate_outside_the_allowed_channels_is_refused_at_once(harness: 
     assert (answer.type, answer.ephemeral) == (4, True)
     assert answer.content == f"Videos can't be made in this channel; try <#{h.videos}>."
     assert h.provider_calls() == []
+
+
+async def test_an_animate_modal_outlives_a_restart_when_the_message_can_be_read(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+    async with FakeDiscord() as fake, Sandbox(api_key=API_KEY, task_seconds=1.0) as sandbox:
+        fake.add_default_guild()
+        videos = fake.channel_ids["videos"]
+        readable = fake.add_message(videos, fake.admin_id, attachments=[AttachmentSpec(PNG, "cat.png")])
+        hidden = fake.add_message(videos, fake.admin_id, attachments=[AttachmentSpec(PNG, "dog.png")])
+        async with running_bot(tmp_path, fake=fake, database_url=url, sandbox=sandbox, worker=False):
+            opened = [
+                await (
+                    await fake.send_message_command(
+                        "Animate with Kling", message_id=m.id, user_id=fake.member_id
+                    )
+                ).wait_callback()
+                for m in (readable, hidden)
+            ]
+        async with running_bot(tmp_path, fake=fake, database_url=url, sandbox=sandbox, worker=False) as h:
+            receipt = await submit(h, opened[0].data["custom_id"], {"prompt": "The cat yawns"}, h.member_id)
+            assert receipt.embeds[0]["title"] == "Your video is queued"  # read again from the message
+            assert upload_of(h, (await newest_job(h, h.member_id)).image_urls[0]) == PNG
+            # Without the Message Content intent the fetched message is empty, and what the menu carried
+            # died with the first process: one sentence, nothing made.
+            fake.message_content_intent = False
+            answer = await submit(h, opened[1].data["custom_id"], {"prompt": "The dog yawns"}, h.member_id)
+            assert answer.content == (
+                "I can no longer read that image; use Animate with Kling on the message again. Nothing was charged."
+            )
+            assert len(h.provider_calls("upload")) == 1
+            assert len(await h.storage.list_jobs(h.guild_id, h.member_id)) == 1
