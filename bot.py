@@ -33,6 +33,7 @@ import media
 from cogs import views
 from cogs.common import NO_MENTIONS, Interaction, answer_error
 from config import Settings, describe_errors, load_settings
+from generation.eta import EtaBook
 from logs import setup_logging
 from startup import DiscordUnreachable, login_with_retries, unwritable_folder
 from storage import COMMAND_TREE_HASH_KEY, Storage
@@ -49,6 +50,7 @@ INITIAL_EXTENSIONS: Final[tuple[str, ...]] = (
     "cogs.credits",
     "cogs.admin",
     "cogs.delivery",
+    "cogs.iterate",
 )
 
 EXIT_CONFIG_ERROR: Final = 2
@@ -77,6 +79,7 @@ class KlingBot(commands.Bot):
     http_session: aiohttp.ClientSession
     storage: Storage
     ulazai: UlazAIClient
+    eta: EtaBook
 
     def __init__(
         self,
@@ -113,6 +116,8 @@ class KlingBot(commands.Bot):
             # busy loop, and must still land within the provider's per-second budget.
             rate_limiter=RateLimiter(settings.provider_max_rps * RATE_HEADROOM),
         )
+        #: When videos should be ready, for their status cards (issue 12).
+        self.eta = EtaBook(storage, max_in_flight=settings.max_concurrent_generations)
         #: When the delivery worker last finished a pass (monotonic seconds); the heartbeat reads it.
         self.worker_heartbeat: float | None = None
 

@@ -52,7 +52,7 @@ def requested(job: Job) -> str:
     """A member asked for a video (who, where, model, cost, and whether it waits for review)."""
     waiting = " It waits for review." if job.state is JobState.PENDING_REVIEW else ""
     return (
-        f"📝 {who(job.user_id)} requested job #{job.id} in <#{job.channel_id}>: "
+        f"📝 {who(job.user_id)} requested job #{job.id}{cards.origin_text(job, ' (', ')')} in <#{job.channel_id}>: "
         f"{cards.parameters(job)}, {job.estimate_credits} credits held.{waiting}"
     )
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs.common import NO_MENTIONS
-from storage import DeliveredVia, Job, JobState
+from generation.eta import Estimate
+from storage import DeliveredVia, Job, JobOrigin, JobState
 from ulazai.polling import progress_share
 from ulazai.requests import KlingModel
 from ulazai.results import EstimatedTime
@@ -84,8 +85,22 @@ def elapsed_text(seconds: float) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
-def processing_line(job: Job, now: datetime) -> str:
-    """The progress bar: the provider's progress on Kling 2.6, else the elapsed share of the estimate."""
+def eta_text(seconds: float) -> str:
+    """When the video should be ready, coarser as it is further away (a card is edited only when its
+    text changes)."""
+    if seconds < 1:
+        return "ready any moment now"
+    if seconds < 60:
+        return f"ready in about {round(seconds)} s"
+    if seconds < 120:
+        return f"ready in about {round(seconds / 5) * 5} s"
+    return f"ready in about {round(seconds / 60)} min"
+
+
+def processing_line(job: Job, now: datetime, eta: float | None = None) -> str:
+    """The progress bar: the provider's progress on Kling 2.6, else the elapsed share of the estimated
+    time (``eta``: seconds left, from :mod:`generation.eta`; else the provider's range), then when the
+    video should be ready."""
     started = job.submitted_at or job.updated_at
     elapsed = max(0.0, (now - started).total_seconds())
     estimate = (
@@ -94,16 +109,24 @@ def processing_line(job: Job, now: datetime) -> str:
         else None
     )
     provider_progress = job.progress if job.model == KlingModel.V2_6 else None
-    share = progress_share(elapsed=elapsed, estimate=estimate, progress=provider_progress)
-    return f"{STATE_LABELS[JobState.PROCESSING]} {progress_bar(share)} · {elapsed_text(elapsed)} elapsed"
+    if provider_progress is None and eta is not None:
+        share = min(0.95, elapsed / max(1.0, elapsed + eta))
+    else:
+        share = progress_share(elapsed=elapsed, estimate=estimate, progress=provider_progress)
+    line = f"{STATE_LABELS[JobState.PROCESSING]} {progress_bar(share)} · {elapsed_text(elapsed)} elapsed"
+    return line if eta is None else f"{line} · {eta_text(eta)}"
 
 
-def state_line(job: Job, queue_position: int | None = None, now: datetime | None = None) -> str:
+def state_line(
+    job: Job, queue_position: int | None = None, now: datetime | None = None, eta: float | None = None
+) -> str:
     if job.state is JobState.PROCESSING and now is not None:
-        return processing_line(job, now)
+        return processing_line(job, now, eta)
     label = STATE_LABELS.get(job.state, str(job.state))
     if job.state is JobState.QUEUED and queue_position is not None:
         label += f" (position {queue_position})"
+    if job.state is JobState.QUEUED and eta is not None:
+        label += f" · {eta_text(eta)}"
     if job.state in (JobState.FAILED, JobState.REJECTED, JobState.LOST) and job.error:
         label += f": {job.error[:200]}"
     if job.state is JobState.DELIVERED and job.delivered_via in DELIVERED_HOW:
@@ -140,12 +163,18 @@ IN_PROGRESS = (
 
 
 def status_card(
-    job: Job, *, queue_position: int | None = None, now: datetime | None = None, poster: bool = False
+    job: Job,
+    *,
+    queue_position: int | None = None,
+    now: datetime | None = None,
+    poster: bool = False,
+    eta: Estimate | None = None,
 ) -> discord.Embed:
     """The public card in the channel; everyone sees the request move through its states.
 
     While the video is made the card shows the source image (the first image, else the start frame);
-    ``poster``: the finished card carries a still of the video, attached as :data:`POSTER_FILENAME`.
+    ``poster``: the finished card carries a still of the video, attached as :data:`POSTER_FILENAME`;
+    ``eta``: the seconds until the video should be ready (queued or generating).
     """
     embed = discord.Embed(
         title="Text to video" if job.mode == "text_to_video" else "Image to video",
@@ -155,14 +184,15 @@ def status_card(
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
     embed.add_field(name="Settings", value=parameters(job), inline=True)
     embed.add_field(name="Cost", value=f"{job_cost(job)} credits", inline=True)
-    embed.add_field(name="Status", value=state_line(job, queue_position, now), inline=False)
+    seconds = None if eta is None else eta.seconds
+    embed.add_field(name="Status", value=state_line(job, queue_position, now, seconds), inline=False)
     if job.directory_optin:
         embed.add_field(
             name="Prompt Directory",
             value="This prompt and video are shared in UlazAI's public Prompt Directory (10 credits off).",
             inline=False,
         )
-    embed.set_footer(text=f"Job #{job.id}")
+    embed.set_footer(text=f"Job #{job.id}{origin_text(job, ' · ')}")
     source = job.image_urls[0] if job.image_urls else job.start_frame_url
     if poster:
         embed.set_thumbnail(url=f"attachment://{POSTER_FILENAME}")
@@ -188,6 +218,22 @@ def jump_url(guild_id: int, channel_id: int, message_id: int) -> str:
     return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 
 
+#: How a job made from another one says so (issue 12), with the other job's number.
+ORIGIN_WORDS: dict[JobOrigin, str] = {
+    JobOrigin.CONTINUE: "continued from #{parent}",
+    JobOrigin.REMIX: "remix of #{parent}",
+}
+
+
+def origin_text(job: Job, prefix: str = "", suffix: str = "") -> str:
+    """ "continued from #12" / "remix of #12" between ``prefix`` and ``suffix`` for a job made by
+    Continue or Remix, else ""."""
+    words = ORIGIN_WORDS.get(job.origin) if job.origin is not None else None
+    if words is None or job.parent_job_id is None:
+        return ""
+    return prefix + words.format(parent=job.parent_job_id) + suffix
+
+
 def job_link(job: Job) -> str | None:
     """Where to see the job: the posted video when there is one, else its status card."""
     if job.posted_message_id is not None and job.delivered_via is DeliveredVia.DIRECT_MESSAGE:
@@ -201,11 +247,17 @@ async def refresh_status_card(bot: KlingBot, job: Job) -> None:
     if job.status_message_id is None:
         return
     position = await bot.storage.queue_position(job.id) if job.state is JobState.QUEUED and job.id else None
+    eta = await bot.eta.for_card(job, bot.storage.now(), queue_position=position)
     message = bot.get_partial_messageable(job.channel_id).get_partial_message(job.status_message_id)
     try:
-        await message.edit(embed=status_card(job, queue_position=position), allowed_mentions=NO_MENTIONS)
+        await message.edit(
+            embed=status_card(job, queue_position=position, eta=eta),
+            allowed_mentions=NO_MENTIONS,
+        )
     except discord.HTTPException as error:
         log.warning("Could not update the status card of job %s: %s", job.id, error)
+        return
+    bot.eta.shown(eta)
 
 
 # -- the review card -------------------------------------------------------------------------------

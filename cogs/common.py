@@ -11,11 +11,17 @@ from discord import app_commands
 
 from generation.refusals import (
     AlreadyReceived,
+    BadDuration,
     BotLacksPermissions,
     BudgetSpent,
     ChannelNotAllowed,
+    EmptyPrompt,
+    ImageUnreadable,
+    NoImage,
+    NoLastFrame,
     NotEnoughCredits,
     PromptBlocked,
+    PromptTooLong,
     Refusal,
     TooManyJobs,
 )
@@ -85,7 +91,36 @@ def refusal_text(refusal: Refusal) -> str:
         )
     if isinstance(refusal, AlreadyReceived):
         return "This request was already received; see `/video jobs`."
-    return refusal.message
+    return iteration_refusal_text(refusal) or refusal.message
+
+
+def iteration_refusal_text(refusal: Refusal) -> str | None:
+    """The sentences of Continue, Remix and Animate with Kling (issue 12), or ``None``."""
+    if isinstance(refusal, EmptyPrompt):
+        return "The prompt is empty; describe what the video should show. Nothing was charged."
+    if isinstance(refusal, PromptTooLong):
+        return (
+            f"Your prompt is {refusal.length:,} characters and the limit is {refusal.limit:,}; "
+            "shorten it and try again. Nothing was charged."
+        )
+    if isinstance(refusal, BadDuration):
+        typed = discord.utils.escape_markdown(refusal.given.replace("`", ""))
+        return (
+            f"The duration must be a whole number of seconds from {refusal.low} to {refusal.high} "
+            f"(you typed “{typed}”), or left empty; nothing was charged."
+        )
+    if isinstance(refusal, NoLastFrame):
+        return (
+            "I couldn't read that video any more (its message and the provider's link are gone), "
+            "so nothing was made or charged."
+        )
+    if isinstance(refusal, ImageUnreadable):
+        return "I can no longer read that image; use Animate with Kling on the message again. Nothing was charged."
+    if isinstance(refusal, NoImage):
+        if refusal.gone:
+            return "That image is no longer there (the message was deleted or changed), so nothing was made or charged."
+        return "That message has no JPEG, PNG or WebP image to animate; use it on a message with one."
+    return None
 
 
 #: The command to use instead, when the provider's rules say the request needs the other kind.

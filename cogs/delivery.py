@@ -80,8 +80,10 @@ class CardEditor:
         """``poster``: a still of the finished video, attached to the card as its thumbnail."""
         if job.status_message_id is None:
             return
+        now = self.bot.storage.now()
+        eta = await self.bot.eta.for_card(job, now, queue_position=queue_position)
         embed = cards.status_card(
-            job, queue_position=queue_position, now=self.bot.storage.now(), poster=poster is not None
+            job, queue_position=queue_position, now=now, poster=poster is not None, eta=eta
         )
         payload = embed.to_dict()
         last = self._last.get(job.status_message_id)
@@ -104,6 +106,8 @@ class CardEditor:
             await message.edit(embed=embed, allowed_mentions=NO_MENTIONS, **files)
         except discord.HTTPException as error:
             log.info("Status card of job %s not updated: %s", job.id, error)
+            return
+        self.bot.eta.shown(eta)
 
 
 class Delivery(commands.Cog):

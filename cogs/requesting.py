@@ -18,8 +18,8 @@ ephemeral sentence, and charges nothing):
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 
@@ -29,7 +29,7 @@ from cogs.audit import audit
 from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral
 from generation import checks, requesting
 from generation.refusals import PromptBlocked
-from generation.shapes import VideoOptions, images_of_job, options_of_job, reservation_for
+from generation.shapes import Origin, VideoOptions, images_of_job, options_of_job, reservation_for
 from storage import InvalidTransition, Job, JobNotFound, JobState
 from ulazai.images import check_declared_size, check_image
 from ulazai.pricing import DIRECTORY_DISCOUNT
@@ -43,17 +43,33 @@ log = logging.getLogger(__name__)
 Interaction = discord.Interaction[Any]
 
 
+class ImageSource(Protocol):
+    """An image read only after every check passed: a member's attachment (a ``discord.Attachment``),
+    or a picture the bot makes, such as the last frame of a video to continue."""
+
+    @property
+    def size(self) -> int:
+        """The size Discord declared, checked before reading (0: not known before it is read)."""
+
+    async def read(self) -> bytes:
+        """The image's bytes (checked by magic bytes and size before the upload)."""
+
+
 async def request_video(
     interaction: Interaction,
     options: VideoOptions,
     *,
-    attachments: Mapping[str, discord.Attachment] | None = None,
+    attachments: Mapping[str, ImageSource] | None = None,
     uploaded: Mapping[str, str] | None = None,
+    origin: Origin | None = None,
+    notes: Sequence[str] = (),
+    reply_to: discord.MessageReference | None = None,
 ) -> None:
     """Steps 2–5 of the module docstring; every refusal is raised for the caller's error handler.
 
-    ``attachments`` are images the member attached, by slot; ``uploaded`` maps slots to images already
-    at the provider (Regenerate reuses them).
+    ``attachments`` are images to read and upload, by slot; ``uploaded`` maps slots to images already
+    at the provider (Regenerate and Remix reuse them). ``origin``: the job this one is made from;
+    ``notes``: sentences for the receipt; ``reply_to``: the message the status card answers.
     """
     bot: KlingBot = interaction.client
     attachments, uploaded = dict(attachments or {}), dict(uploaded or {})
@@ -68,10 +84,7 @@ async def request_video(
     for name, attachment in attachments.items():
         check_declared_size(attachment.size, field=name)
     in_thread = isinstance(channel, discord.Thread)
-    where = [interaction.channel_id]
-    if isinstance(channel, discord.Thread) and channel.parent_id:
-        where.append(channel.parent_id)
-    checks.check_channel(where, settings.allowed_channel_ids)
+    checks.check_channel(where_asked(interaction), settings.allowed_channel_ids)
     try:
         checks.check_prompt(options.prompt, settings.blocklist_terms)
     except PromptBlocked as refusal:
@@ -98,20 +111,31 @@ async def request_video(
         role_ids=role_ids,
         review=review,
         next_refill=balance.next_refill_at,
+        origin=origin,
     )
     job_id = job.id
     assert job_id is not None
-    job = await post_status_card(bot, channel, job)
+    job = await post_status_card(bot, channel, job, reply_to=reply_to)
     if settings.review_channel_id is not None and job.state is JobState.PENDING_REVIEW:
         job = await send_for_review(bot, job, settings.review_channel_id)
     after = await bot.storage.balance(guild_id, member.id, role_ids)
     await interaction.followup.send(
-        embed=receipt(job, after.available, review=review),
+        embed=receipt(job, after.available, review=review, notes=notes),
         view=views.cancel_view(job_id),
         ephemeral=True,
         allowed_mentions=NO_MENTIONS,
     )
     await audit(bot, guild_id, audit_lines.requested(job))
+
+
+def where_asked(interaction: Interaction) -> list[int]:
+    """Where a request is made, for the channel allowlist: the channel, and a thread's parent too."""
+    assert interaction.channel_id is not None
+    where = [interaction.channel_id]
+    channel = interaction.channel
+    if isinstance(channel, discord.Thread) and channel.parent_id:
+        where.append(channel.parent_id)
+    return where
 
 
 async def regenerate(interaction: Interaction, job_id: int) -> None:
@@ -124,7 +148,7 @@ async def regenerate(interaction: Interaction, job_id: int) -> None:
 
 
 async def upload_images(
-    bot: KlingBot, spec: VideoSpec, attachments: Mapping[str, discord.Attachment], uploaded: Mapping[str, str]
+    bot: KlingBot, spec: VideoSpec, attachments: Mapping[str, ImageSource], uploaded: Mapping[str, str]
 ) -> VideoSpec:
     """Read each attachment now (Discord's CDN links expire), check it, upload it, use its URL."""
     urls: dict[str, str] = dict(uploaded)
@@ -140,13 +164,23 @@ async def upload_images(
     return requesting.finalise(spec, urls)
 
 
-async def post_status_card(bot: KlingBot, channel: discord.abc.Messageable, job: Job) -> Job:
-    """Post the public card; if Discord refuses, give the credits back and say so."""
+async def post_status_card(
+    bot: KlingBot,
+    channel: discord.abc.Messageable,
+    job: Job,
+    *,
+    reply_to: discord.MessageReference | None = None,
+) -> Job:
+    """Post the public card (``reply_to``: as a reply to that message, pinging nobody); if Discord
+    refuses, give the credits back and say so."""
     assert job.id is not None
     position = await bot.storage.queue_position(job.id) if job.state is JobState.QUEUED else None
+    eta = await bot.eta.for_card(job, bot.storage.now(), queue_position=position)
     try:
         message = await channel.send(
-            embed=cards.status_card(job, queue_position=position), allowed_mentions=NO_MENTIONS
+            embed=cards.status_card(job, queue_position=position, eta=eta),
+            allowed_mentions=NO_MENTIONS,
+            reference=reply_to,  # type: ignore[arg-type]  # discord.py's stub wants no None here
         )
     except discord.HTTPException as error:
         log.warning("Could not post the status card of job %s: %s", job.id, error)
@@ -155,6 +189,7 @@ async def post_status_card(bot: KlingBot, channel: discord.abc.Messageable, job:
             "I couldn't post in this channel, so nothing was made and your credits are back. "
             "Ask an admin to check my permissions here."
         ) from None
+    bot.eta.shown(eta)
     return await bot.storage.set_job_messages(job.id, status_message_id=message.id)
 
 
@@ -202,8 +237,9 @@ async def cancel(interaction: Interaction, job_id: int) -> None:
     await reviewing.refresh_review_card(bot, job)  # a card still waiting for a moderator says so
 
 
-def receipt(job: Job, available: int, *, review: bool) -> discord.Embed:
-    """The member's private receipt: what they asked for, what it costs, what is left."""
+def receipt(job: Job, available: int, *, review: bool, notes: Sequence[str] = ()) -> discord.Embed:
+    """The member's private receipt: what they asked for, what it costs, what is left (``notes``: what
+    else the member should know about this request, first)."""
     title = "Sent for review" if review else "Your video is queued"
     embed = discord.Embed(title=title, colour=cards.BRAND_COLOUR)
     embed.add_field(name="Model", value=cards.model_label(job.model), inline=True)
@@ -213,7 +249,7 @@ def receipt(job: Job, available: int, *, review: bool) -> discord.Embed:
     embed.add_field(name="Sound", value="On" if job.sound else "Off", inline=True)
     embed.add_field(name="Estimated cost", value=f"{job.estimate_credits} credits", inline=True)
     embed.add_field(name="Credits left", value=str(available), inline=True)
-    notes = []
+    notes = list(notes)
     if review:
         notes.append("A moderator reviews every request here first; your credits are held until then.")
     if job.directory_optin:

@@ -162,6 +162,7 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
             lines.append(
                 f"**#{job.id}** {when(job.created_at)} · {state}"
                 f" · {cards.model_label(job.model)} {job.duration} s · {cards.job_cost(job)} credits{where}"
+                f"{cards.origin_text(job, ' · ')}"
             )
         embed = discord.Embed(
             title="Your recent videos", description="\n".join(lines), colour=cards.BRAND_COLOUR

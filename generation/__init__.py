@@ -11,5 +11,8 @@ It may use :mod:`storage` (the database) and :mod:`ulazai` (the provider) and no
 * :mod:`generation.blocklist`: prompt matching against the server's blocklist;
 * :mod:`generation.outcomes`: what a generate, status or posting outcome does to a job, as plain
   functions over plain values (backoff, timeouts, settlement arithmetic);
-* :mod:`generation.worker`: those decisions applied to storage, for the delivery worker.
+* :mod:`generation.worker`: those decisions applied to storage, for the delivery worker;
+* :mod:`generation.iterating`: Continue, Remix and Animate with Kling: what members type into their
+  modals, and a continuation's start frame;
+* :mod:`generation.eta`: when a video should be ready, for its status card.
 """

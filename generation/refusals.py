@@ -77,3 +77,55 @@ class AlreadyReceived(Refusal):
 
     def __init__(self) -> None:
         super().__init__("This request was already received.")
+
+
+# -- issue 12: Continue, Remix, Animate with Kling ---------------------------------------------------
+
+
+class EmptyPrompt(Refusal):
+    """The modal's prompt was left empty (or only spaces)."""
+
+    def __init__(self) -> None:
+        super().__init__("The prompt is empty.")
+
+
+class PromptTooLong(Refusal):
+    """The modal's prompt has ``length`` characters and at most ``limit`` are taken."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"The prompt is {length} characters; the limit is {limit}.")
+        self.length = length
+        self.limit = limit
+
+
+class BadDuration(Refusal):
+    """The modal's duration ``given`` is not a whole number of seconds from ``low`` to ``high``."""
+
+    def __init__(self, given: str, low: int, high: int) -> None:
+        super().__init__(f"The duration must be whole seconds from {low} to {high}.")
+        self.given = given
+        self.low = low
+        self.high = high
+
+
+class NoLastFrame(Refusal):
+    """The video to continue could not be read (its message and the provider's link are both gone)."""
+
+    def __init__(self) -> None:
+        super().__init__("I couldn't read that video any more.")
+
+
+class NoImage(Refusal):
+    """The message holds no JPEG, PNG or WebP attachment (``gone``: it had one, which is no longer there)."""
+
+    def __init__(self, *, gone: bool = False) -> None:
+        super().__init__("That message has no image to animate.")
+        self.gone = gone
+
+
+class ImageUnreadable(Refusal):
+    """Discord no longer lets the bot read the image the menu was used on (a fetched message comes
+    without other members' attachments unless the bot has the Message Content intent)."""
+
+    def __init__(self) -> None:
+        super().__init__("I can no longer read that image.")

@@ -11,7 +11,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from generation.refusals import AlreadyReceived, BudgetSpent, NotEnoughCredits, TooManyJobs
-from generation.shapes import PENDING_UPLOAD, VideoOptions, job_request, spec_of_options, with_images
+from generation.shapes import (
+    PENDING_UPLOAD,
+    Origin,
+    VideoOptions,
+    job_request,
+    spec_of_options,
+    with_images,
+)
 from storage import (
     BudgetExceeded,
     DuplicateInteraction,
@@ -56,17 +63,18 @@ async def create_job(
     role_ids: Iterable[int],
     review: bool,
     next_refill: datetime,
+    origin: Origin | None = None,
 ) -> Job:
     """Reserve and create the job in one transaction; storage's refusals become the same
     :class:`~generation.refusals.Refusal` types as the early checks (``next_refill``: when the
-    member's allowance refills, for the refusal's sentence)."""
+    member's allowance refills, for the refusal's sentence; ``origin``: the job it was made from)."""
     try:
         return await storage.create_job(
             interaction_id=interaction_id,
             guild_id=guild_id,
             user_id=user_id,
             channel_id=channel_id,
-            request=job_request(spec),
+            request=job_request(spec, origin),
             estimate=estimate,
             role_ids=role_ids,
             review=review,

@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Final
 
-from storage import Job, JobRequest
+from storage import Job, JobOrigin, JobRequest
 from ulazai.pricing import estimate_credits
 from ulazai.requests import AspectRatio, GenerationMode, KlingModel, Quality, VideoSpec
 
@@ -40,6 +40,15 @@ class VideoOptions:
     aspect_ratio: str | None = None
     sound: bool | None = None
     multi_shot: bool | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Origin:
+    """How a request was made when not from a slash command, and from which job (``None``: no job,
+    e.g. an image someone posted)."""
+
+    kind: JobOrigin
+    parent_job_id: int | None = None
 
 
 def spec_of_options(
@@ -72,9 +81,10 @@ def with_images(spec: VideoSpec, images: Mapping[str, str]) -> VideoSpec:
     )
 
 
-def job_request(spec: VideoSpec) -> JobRequest:
+def job_request(spec: VideoSpec, origin: Origin | None = None) -> JobRequest:
     """What is stored for ``spec``: the prompt trimmed, and Kling 3.0's quality made explicit (std when
-    not given), so the job's columns say exactly what was sent and what it cost."""
+    not given), so the job's columns say exactly what was sent and what it cost; ``origin``: the job
+    it was made from, when it was (Continue, Remix, Animate with Kling)."""
     return JobRequest(
         model=spec.model.value,
         mode=spec.mode.value,
@@ -88,6 +98,8 @@ def job_request(spec: VideoSpec) -> JobRequest:
         image_urls=spec.image_urls,
         start_frame_url=spec.start_frame_url,
         end_frame_url=spec.end_frame_url,
+        parent_job_id=origin.parent_job_id if origin else None,
+        origin=origin.kind if origin else None,
     )
 
 
@@ -136,3 +148,50 @@ def images_of_job(job: Job) -> dict[str, str]:
 def reservation_for(spec: VideoSpec) -> int:
     """The credits held for a request: the undiscounted table price (settled to the provider's figure)."""
     return estimate_credits(spec, include_discount=False)
+
+
+# -- issue 12: new videos from one already made ------------------------------------------------------
+
+#: The slot a continuation fills with the last frame of the video it continues.
+CONTINUE_SLOT: Final = "start_frame"
+#: The slot Animate with Kling fills with the posted image.
+ANIMATE_SLOT: Final = "image"
+#: The one model that starts a video from a frame: every continuation is made with it.
+FRAMES_MODEL: Final = KlingModel.V3_0
+
+
+def continuation_of(job: Job, prompt: str, duration: int | None) -> VideoOptions:
+    """The request that carries ``job``'s video on from its last frame (:data:`CONTINUE_SLOT`).
+
+    Always Kling 3.0 image-to-video (the only model with frames, so a Kling 2.6 video continues on
+    3.0 too), with the original's quality (Standard for a 2.6 video, which has none) and sound, and
+    no aspect ratio: a start frame sets the shape, and the provider refuses both together.
+    ``duration``: ``None`` keeps the original's length.
+    """
+    return VideoOptions(
+        prompt=prompt,
+        mode=GenerationMode.IMAGE_TO_VIDEO,
+        model=FRAMES_MODEL.value,
+        duration=job.duration if duration is None else duration,
+        quality=job.quality if job.model == FRAMES_MODEL else Quality.STD.value,
+        aspect_ratio=None,
+        sound=job.sound,
+        multi_shot=False,
+    )
+
+
+def changes_model(job: Job) -> bool:
+    """Whether continuing ``job`` makes the new video with another model than the original's."""
+    return job.model != FRAMES_MODEL
+
+
+def remix_of(job: Job, prompt: str) -> tuple[VideoOptions, dict[str, str]]:
+    """``job`` again with a new prompt: the same model, settings and source images (already at the
+    provider, so nothing is uploaded again)."""
+    return dataclasses.replace(options_of_job(job), prompt=prompt), images_of_job(job)
+
+
+def animation_of(prompt: str, duration: int | None) -> VideoOptions:
+    """Animate with Kling: an image someone posted (:data:`ANIMATE_SLOT`), on the server's default
+    model, with every other setting at its default."""
+    return VideoOptions(prompt=prompt, mode=GenerationMode.IMAGE_TO_VIDEO, duration=duration)

@@ -61,7 +61,7 @@ from storage.models import BotState, GuildSettings, Job, LedgerEntry, MemberAcco
 from storage.periods import Period
 from storage.results import Balance, BudgetSnapshot, GrantResult
 from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, Storage
-from storage.states import ACTIVE_STATES, TERMINAL_STATES, TRANSITIONS, DeliveredVia, JobState
+from storage.states import ACTIVE_STATES, TERMINAL_STATES, TRANSITIONS, DeliveredVia, JobOrigin, JobState
 
 __all__ = [
     "ACTIVE_STATES",
@@ -85,6 +85,7 @@ __all__ = [
     "InvalidTransition",
     "Job",
     "JobNotFound",
+    "JobOrigin",
     "JobRequest",
     "JobState",
     "LeaseLost",

@@ -24,7 +24,7 @@ from sqlmodel import col
 
 from storage.errors import InvalidTransition, JobNotFound, LeaseLost, StaleState
 from storage.models import Job
-from storage.states import TERMINAL_STATES, JobState, can_transition
+from storage.states import TERMINAL_STATES, JobOrigin, JobState, can_transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,8 @@ class JobRequest:
     image_urls: Sequence[str] = ()
     start_frame_url: str | None = None
     end_frame_url: str | None = None
+    parent_job_id: int | None = None
+    origin: JobOrigin | None = None
 
     def columns(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,8 @@ class JobRequest:
             "image_urls": list(self.image_urls),
             "start_frame_url": self.start_frame_url,
             "end_frame_url": self.end_frame_url,
+            "parent_job_id": self.parent_job_id,
+            "origin": self.origin,
         }
 
 
@@ -240,5 +244,41 @@ async def abandoned_submissions(session: AsyncSession, now: datetime) -> list[Jo
         .where(col(Job.state) == JobState.SUBMITTING, lease_free(now))
         .order_by(col(Job.id))
         .with_for_update(skip_locked=True)
+    )
+    return list(result.scalars().all())
+
+
+# -- issue 12: how long this server's videos really take -------------------------------------------
+
+
+async def generation_seconds(
+    session: AsyncSession, guild_id: int, model: str, duration: int, *, limit: int
+) -> list[float]:
+    """How long the server's ``limit`` most recent finished videos of this model and duration took,
+    newest first: from the provider accepting the job to the bot having the video
+    (``completed_at - submitted_at``; a job that failed after completion counts too: it was made)."""
+    rows = await session.execute(
+        sa.select(col(Job.submitted_at), col(Job.completed_at))
+        .where(
+            col(Job.guild_id) == guild_id,
+            col(Job.model) == model,
+            col(Job.duration) == duration,
+            col(Job.completed_at).is_not(None),
+            col(Job.submitted_at).is_not(None),
+        )
+        .order_by(col(Job.completed_at).desc())
+        .limit(limit)
+    )
+    return [max(0.0, (done - started).total_seconds()) for started, done in rows.all()]
+
+
+async def in_flight(session: AsyncSession, *, limit: int) -> list[Job]:
+    """Jobs being submitted or generated right now, across every server (they hold the worker's
+    generation slots), oldest first."""
+    result = await session.execute(
+        sa.select(Job)
+        .where(col(Job.state).in_([JobState.SUBMITTING, JobState.PROCESSING]))
+        .order_by(col(Job.id))
+        .limit(limit)
     )
     return list(result.scalars().all())

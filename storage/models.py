@@ -23,7 +23,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from storage.periods import Period, as_utc, utcnow
-from storage.states import DeliveredVia, JobState
+from storage.states import DeliveredVia, JobOrigin, JobState
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -88,6 +88,14 @@ class JobStateType(EnumText[JobState]):
 
     cache_ok = True  # SQLAlchemy asks every subclass itself
     enum = JobState
+
+
+class JobOriginType(EnumText[JobOrigin]):
+    """A :class:`JobOrigin` column."""
+
+    impl = sa.String(16)
+    cache_ok = True
+    enum = JobOrigin
 
 
 class DeliveredViaType(EnumText[DeliveredVia]):
@@ -209,6 +217,9 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_state_next_attempt_at", "state", "next_attempt_at"),
         sa.Index("ix_jobs_guild_id_user_id_id", "guild_id", "user_id", "id"),
         sa.Index("ix_jobs_provider_task_id", "provider_task_id"),
+        sa.Index(
+            "ix_jobs_guild_id_model_duration_completed_at", "guild_id", "model", "duration", "completed_at"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -235,6 +246,9 @@ class Job(SQLModel, table=True):
     image_urls: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
     start_frame_url: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
     end_frame_url: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    #: The job this one was made from (Continue, Remix), and how: see :class:`JobOrigin`.
+    parent_job_id: int | None = Field(default=None, foreign_key="jobs.id", nullable=True)
+    origin: JobOrigin | None = Field(default=None, sa_type=JobOriginType, nullable=True)
 
     estimate_credits: int
     hold_allowance: int = 0

@@ -559,3 +559,18 @@ class Storage:
         """How many of one server's jobs are in each state that has not ended yet (for its admins)."""
         async with self._maker() as s, s.begin():
             return await jobs.unfinished_counts(s, guild_id)
+
+    # -- issue 12: estimates of when a video is ready ------------------------------------------------
+
+    async def generation_seconds(
+        self, guild_id: int, model: str, duration: int, *, limit: int = 5
+    ) -> list[float]:
+        """How long this server's most recent videos of ``model`` and ``duration`` really took to make,
+        in seconds, newest first (see :func:`storage.jobs.generation_seconds`)."""
+        async with self._maker() as s, s.begin():
+            return await jobs.generation_seconds(s, guild_id, model, duration, limit=limit)
+
+    async def in_flight_jobs(self, *, limit: int) -> list[Job]:
+        """The jobs being submitted or generated now, oldest first (at most ``limit``)."""
+        async with self._maker() as s, s.begin():
+            return await jobs.in_flight(s, limit=limit)

@@ -56,6 +56,14 @@ class DeliveredVia(StrEnum):
     DIRECT_MESSAGE = "direct_message"  # in the member's DMs: the channel refused it
 
 
+class JobOrigin(StrEnum):
+    """How a job was asked for, when not from a slash command (``None`` on the job): members see it."""
+
+    CONTINUE = "continue"  # from the last frame of the parent job's video
+    REMIX = "remix"  # the parent job's settings and images with a new prompt
+    ANIMATE = "animate"  # an image someone posted, through the message menu
+
+
 S = JobState
 
 #: Every allowed move; anything else raises :class:`storage.errors.InvalidTransition`.

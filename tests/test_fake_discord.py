@@ -137,6 +137,16 @@ def build_demo_group() -> app_commands.Group:
     return demo
 
 
+async def describe(interaction: discord.Interaction, message: discord.Message) -> None:
+    """A message command: what the menu's message carried, and what fetching it again gives."""
+    assert isinstance(interaction.channel, discord.abc.Messageable)
+    fetched = await interaction.channel.fetch_message(message.id)
+    names = ",".join(a.filename for a in message.attachments)
+    await interaction.response.send_message(
+        f"{message.content}|{names}|{len(fetched.attachments)}|{fetched.content}", ephemeral=True
+    )
+
+
 class RecordingTree(app_commands.CommandTree["DemoBot"]):
     """Keeps command errors where the test can see them (they would only be logged otherwise)."""
 
@@ -160,6 +170,8 @@ class DemoBot(commands.Bot):
     async def setup_hook(self) -> None:
         self.add_dynamic_items(RegenButton)
         self.tree.add_command(build_demo_group(), guild=self.dev_guild)
+        menu = app_commands.ContextMenu(name="Describe this", callback=describe)
+        self.tree.add_command(app_commands.guild_only(menu), guild=self.dev_guild)
         await self.tree.sync(guild=self.dev_guild)
 
 
@@ -217,7 +229,7 @@ async def test_login_sync_and_gateway_handshake(fake_discord: FakeDiscord, bot: 
     assert all(c.authorized and "Authorization" not in c.headers for c in fake.calls)
     gateway = await bot.http.get_bot_gateway()
     assert gateway[1] == fake.gateway_url
-    (demo,) = fake.synced_commands(fake.guild_id)
+    (demo,) = [c for c in fake.synced_commands(fake.guild_id) if c["type"] == 1]
     upload = next(o for o in demo["options"] if o["name"] == "upload")
     assert [o["type"] for o in upload["options"]] == [3, 4, 5, 11]
 
@@ -427,6 +439,33 @@ async def test_modal_round_trip(fake_discord: FakeDiscord, bot: DemoBot) -> None
 
     answer = await submit.wait_callback()
     assert (answer.type, answer.content, answer.ephemeral) == (4, "hello Ada", True)
+
+
+async def test_message_command_on_a_members_message_with_and_without_the_message_content_intent(
+    fake_discord: FakeDiscord, bot: DemoBot
+) -> None:
+    fake = fake_discord
+    (menu,) = [c for c in fake.synced_commands(fake.guild_id) if c["type"] == 3]
+    assert (menu["name"], menu["description"], menu["contexts"]) == ("Describe this", "", [0])
+    channel = fake.channel_ids["videos"]
+    message = fake.add_message(channel, fake.admin_id, "look", attachments=[AttachmentSpec(PNG, "cat.png")])
+    (attachment,) = message.attachments
+    assert (attachment["filename"], attachment["content_type"], attachment["size"]) == (
+        "cat.png",
+        "image/png",
+        len(PNG),
+    )
+    assert fake.attachment_bytes(attachment) == PNG
+
+    used = await fake.send_message_command("Describe this", message_id=message.id, user_id=fake.member_id)
+    assert used.payload["data"]["target_id"] == str(message.id)
+    assert (await used.wait_callback()).content == "look|cat.png|1|look"
+
+    fake.message_content_intent = False  # the menu's message is whole; a fetched one is emptied
+    used = await fake.send_message_command("Describe this", message_id=message.id, user_id=fake.member_id)
+    assert (await used.wait_callback()).content == "look|cat.png|0|"
+    with pytest.raises(ValueError, match="no message command"):
+        await fake.send_message_command("Nope", message_id=message.id, user_id=fake.member_id)
 
 
 async def test_injected_404_and_deleted_channel_surface_as_not_found(

@@ -83,7 +83,12 @@ async def test_a_video_is_posted_once_as_a_reply_to_its_card(harness: Harness, m
     (upload,) = video.files
     assert upload.data == SAMPLE
     assert job.delivered_via is DeliveredVia.ATTACHMENT
-    assert set(video.custom_ids()) == {f"video:regen:{job_id}", f"video:delete:{job_id}"}
+    assert video.custom_ids() == [
+        f"video:regen:{job_id}",
+        f"video:continue:{job_id}",
+        f"video:remix:{job_id}",
+        f"video:delete:{job_id}",
+    ]
     assert card.embeds[0]["fields"][-1]["value"] == "✅ Delivered"
 
     (generate,) = h.provider_calls("generate")

@@ -157,7 +157,7 @@ async def test_approve_queues_the_job_and_shows_who_approved(harness: Harness) -
     assert (approved.state, approved.reviewed_by) == (JobState.QUEUED, moderator)
     (status,) = h.public_messages(h.videos)
     await h.fake.wait_for_call(lambda c: c.method == "PATCH" and c.path.endswith(f"/messages/{status.id}"))
-    assert field(status.embeds[0], "Status") == "🕒 Queued (position 1)"
+    assert field(status.embeds[0], "Status") == "🕒 Queued (position 1) · ready in about 2 min"
     assert (await h.storage.balance(h.guild_id, h.member_id)).reserved == 55  # still held for the worker
     assert approval.followups == []  # the card says it all
 

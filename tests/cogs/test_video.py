@@ -132,7 +132,8 @@ async def test_text_request_defers_posts_a_card_and_reserves(harness: Harness) -
     assert field(card_embed, "Requested by") == f"<@{h.member_id}>"
     assert field(card_embed, "Settings") == "Kling 3.0 · 5 s · Pro · sound on"
     assert field(card_embed, "Cost") == "200 credits"
-    assert field(card_embed, "Status") == "🕒 Queued (position 1)"
+    # No video of this kind was made here yet: the estimate is the provider's usual 60-180 s.
+    assert field(card_embed, "Status") == "🕒 Queued (position 1) · ready in about 2 min"
     assert card.allowed_mentions == {"parse": []}
 
     (job,) = await h.storage.list_jobs(h.guild_id, h.member_id)
@@ -206,8 +207,8 @@ async def test_queue_position_counts_the_jobs_ahead(harness: Harness) -> None:
         await h.answer(await h.command("video", "text", prompt=prompt, model="kling-2.6"))
     cards = h.public_messages()
     assert [field(c.embeds[0], "Status") for c in cards] == [
-        "🕒 Queued (position 1)",
-        "🕒 Queued (position 2)",
+        "🕒 Queued (position 1) · ready in about 2 min",
+        "🕒 Queued (position 2) · ready in about 2 min",  # ten generation slots: it need not wait
     ]
 
 

@@ -790,6 +790,10 @@ class FakeDiscord:
         self.channel_ids: dict[str, int] = {}
         self.role_ids: dict[str, int] = {}
 
+        #: Whether the bot has the privileged Message Content intent (see :meth:`_as_fetched`). On by
+        #: default, as in the fake's other answers; a test of what a bot without it sees turns it off.
+        self.message_content_intent = True
+
         self._commands: dict[int | None, dict[int, JSON]] = {}
         self._cdn: dict[str, tuple[bytes, str]] = {}
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
@@ -1041,13 +1045,30 @@ class FakeDiscord:
         self.users[user_id].accepts_dms = not blocked
 
     def add_message(
-        self, channel_id: int, author_id: int, content: str = "", *, embeds: list[JSON] | None = None
+        self,
+        channel_id: int,
+        author_id: int,
+        content: str = "",
+        *,
+        embeds: list[JSON] | None = None,
+        attachments: Iterable[AttachmentSpec] = (),
     ) -> FakeMessage:
-        """A message someone else posted (to reply to, or press buttons on); not dispatched."""
+        """A message someone else posted (to reply to, or press buttons on, or use an app on), with
+        ``attachments`` as files on Discord's CDN (their ``content_type`` guessed from the name when
+        not given, as Discord does); not dispatched."""
         channel = self.channels[channel_id]
-        return self._create_message(
-            channel, {"content": content, "embeds": embeds or []}, [], call=None, author_id=author_id
+        specs = list(attachments)
+        files = [
+            UploadedFile(f"files[{n}]", spec.filename, spec.content_type or "", spec.data)
+            for n, spec in enumerate(specs)
+        ]
+        message = self._create_message(
+            channel, {"content": content, "embeds": embeds or []}, files, call=None, author_id=author_id
         )
+        for attachment, spec in zip(message.payload["attachments"], specs, strict=True):
+            if spec.content_type:
+                attachment["content_type"] = spec.content_type
+        return message
 
     def permissions_for(self, guild_id: int, user_id: int, channel_id: int | None = None) -> int:
         """Discord's permission algorithm: owner, roles, administrator, then channel overwrites."""
@@ -1423,6 +1444,46 @@ class FakeDiscord:
                 copy.deepcopy(stored.payload) if stored else self._stub_message(message_id, channel.id)
             )
         return await self._dispatch_interaction(payload, original_message_id=message_id)
+
+    async def send_message_command(
+        self,
+        name: str,
+        *,
+        message_id: int,
+        user_id: int,
+        app_permissions: int | None = None,
+        locale: str = "en-US",
+        validate: bool = True,
+        timeout: float = 5.0,
+    ) -> FakeInteraction:
+        """Dispatch a message context-menu command (type 2, command type 3) on a message the fake holds,
+        used in that message's channel: ``data`` carries ``target_id`` and the message in
+        ``resolved.messages`` (whole, as Discord sends it even to an app without the Message Content
+        intent). With ``validate`` the command must have been synced as a message command."""
+        await self.wait_until_ready(timeout)
+        stored = self.messages.get(message_id)
+        if stored is None or stored.deleted or stored.ephemeral:
+            raise ValueError(f"the fake holds no message {message_id} a member could open a menu on")
+        guild, channel = self._place(None, stored.channel_id, user_id, dm=False)
+        schema = self._find_command(name, guild.id if guild else None, 3)
+        if schema is None and validate:
+            raise ValueError(f"no message command {name!r} was synced")
+        if schema is not None and validate and guild is None and schema.get("contexts") == [0]:
+            raise ValueError(f"{name!r} is for servers only; Discord does not offer it here")
+        data: JSON = {
+            "id": schema["id"] if schema else str(self._ids.next()),
+            "name": name,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): copy.deepcopy(stored.payload)}},
+        }
+        if schema and schema.get("guild_id"):
+            data["guild_id"] = schema["guild_id"]
+        payload = self._interaction_payload(
+            APPLICATION_COMMAND, guild, channel, user_id, app_permissions, locale
+        )
+        payload["data"] = data
+        return await self._dispatch_interaction(payload)
 
     def _place(
         self, guild_id: int | None, channel_id: int | None, user_id: int, *, dm: bool
@@ -2939,7 +3000,7 @@ class FakeDiscord:
             messages = [m for m in messages if m.id > int(request.query["after"])]
             messages = messages[:limit]
         newest_first = sorted(messages, key=lambda m: m.id, reverse=True)[:limit]
-        return self._json(self._call(request), [copy.deepcopy(m.payload) for m in newest_first])
+        return self._json(self._call(request), [self._as_fetched(m) for m in newest_first])
 
     async def _rest_create_message(self, request: web.Request) -> web.Response:
         call = self._call(request)
@@ -2977,7 +3038,23 @@ class FakeDiscord:
 
     async def _rest_get_message(self, request: web.Request) -> web.Response:
         channel = self._channel_from(request)
-        return self._json(self._call(request), copy.deepcopy(self._message_from(request, channel).payload))
+        message = self._message_from(request, channel)
+        return self._json(self._call(request), self._as_fetched(message))
+
+    def _as_fetched(self, message: FakeMessage) -> JSON:
+        """A message as the bot fetches it: without the Message Content intent (``message_content_intent
+        = False``) Discord empties content, embeds, attachments and components of messages by others in
+        a server, unless they mention the bot."""
+        payload = copy.deepcopy(message.payload)
+        exempt = (
+            self.message_content_intent
+            or message.author_id == self.bot_id
+            or self.channels[message.channel_id].guild_id is None
+            or any(int(user["id"]) == self.bot_id for user in payload.get("mentions") or [])
+        )
+        if not exempt:
+            payload.update(content="", embeds=[], attachments=[], components=[])
+        return payload
 
     async def _rest_edit_message(self, request: web.Request) -> web.Response:
         call = self._call(request)

@@ -62,14 +62,20 @@ def next_interaction() -> int:
 
 
 async def make_job(
-    storage: Storage, guild_id: int = 1, user_id: int = 10, estimate: int = 100, **kwargs: object
+    storage: Storage,
+    guild_id: int = 1,
+    user_id: int = 10,
+    estimate: int = 100,
+    *,
+    request: JobRequest = REQUEST,
+    **kwargs: object,
 ) -> Job:
     return await storage.create_job(
         interaction_id=next_interaction(),
         guild_id=guild_id,
         user_id=user_id,
         channel_id=555,
-        request=REQUEST,
+        request=request,
         estimate=estimate,
         **kwargs,  # type: ignore[arg-type]
     )
