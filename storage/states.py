@@ -55,6 +55,15 @@ class DeliveredVia(StrEnum):
     DIRECT_MESSAGE = "direct_message"  # in the member's DMs: the channel refused it
 
 
+class QuoteState(StrEnum):
+    """Where a price quote stands: waiting for the member, or decided (and then its request is cleared)."""
+
+    OPEN = "open"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
 S = JobState
 
 #: Every allowed move; anything else raises :class:`storage.errors.InvalidTransition`.
