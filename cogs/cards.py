@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs.common import NO_MENTIONS
-from storage import DeliveredVia, Job, JobState
+from storage import DeliveredVia, Job, JobRequest, JobState
 from ulazai.polling import progress_share
 from ulazai.requests import KlingModel
 from ulazai.results import EstimatedTime
@@ -102,8 +102,9 @@ def state_line(job: Job, queue_position: int | None = None, now: datetime | None
     return label
 
 
-def parameters(job: Job) -> str:
-    """One line of the request's parameters, in the words the command used."""
+def parameters(job: Job | JobRequest) -> str:
+    """One line of the request's parameters, in the words the command used (a job's, or a request's
+    not made yet: a quote's)."""
     parts = [model_label(job.model), f"{job.duration} s"]
     if job.model == KlingModel.V3_0:
         parts.append(quality_label(job.quality))

@@ -1,6 +1,6 @@
 """A member's request, from an acknowledged interaction to the status card and the receipt.
 
-Shared by ``/video text``, ``/video image`` and the Regenerate button. The steps (each refusal is one
+Shared by ``/video text``, ``/video image``, the Regenerate button and a quote's Confirm. The steps (each refusal is one
 ephemeral sentence, and charges nothing):
 
 1. the interaction is already acknowledged (an ephemeral defer), before any database, upload or
@@ -8,8 +8,11 @@ ephemeral sentence, and charges nothing):
 2. the provider's rules for the chosen model (with stand-ins for the attachments, so nothing is
    uploaded for a request that cannot run), the attachments' declared sizes, then the rules of
    :mod:`generation.checks`: channel, blocklist, the bot's permissions here, active jobs and balance;
+   then, when :func:`generation.quotes.needs_quote` says so, the flow stops here with a private quote
+   (:mod:`cogs.quoting`): its Confirm comes back to step 2 with the agreed terms;
 3. read and check the images (magic bytes) and upload them to the provider;
-4. create the job with its reservation in one transaction (unique per interaction);
+4. create the job with its reservation in one transaction (unique per interaction: the original one,
+   for a confirmed quote, so a quote can never make two jobs);
 5. post the public status card with ``channel.send`` (interaction tokens die after 15 minutes), and
    with review on the moderators' review card, then answer the member with a receipt carrying a Cancel
    button and write the request to the audit log.
@@ -19,18 +22,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 
 from cogs import audit as audit_lines
-from cogs import cards, reviewing, views
+from cogs import cards, quoting, reviewing, views
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral
-from generation import checks, requesting
+from generation import checks, quotes, requesting
+from generation.quotes import PendingImage, QuotedRequest, Terms
 from generation.refusals import PromptBlocked
-from generation.shapes import VideoOptions, images_of_job, options_of_job, reservation_for
-from storage import InvalidTransition, Job, JobNotFound, JobState
+from generation.shapes import VideoOptions, images_of_job, job_request, options_of_job, reservation_for
+from storage import InvalidTransition, Job, JobNotFound, JobState, Quote
 from ulazai.images import check_declared_size, check_image
 from ulazai.pricing import DIRECTORY_DISCOUNT
 from ulazai.requests import KlingModel, VideoSpec
@@ -43,17 +47,31 @@ log = logging.getLogger(__name__)
 Interaction = discord.Interaction[Any]
 
 
+class ImageSource(Protocol):
+    """An image still to read: a :class:`discord.Attachment` of the command, or one whose link a quote
+    kept (:class:`cogs.quoting.StoredImage`)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def filename(self) -> str: ...
+    async def read(self) -> bytes: ...
+
+
 async def request_video(
     interaction: Interaction,
     options: VideoOptions,
     *,
-    attachments: Mapping[str, discord.Attachment] | None = None,
+    attachments: Mapping[str, ImageSource] | None = None,
     uploaded: Mapping[str, str] | None = None,
+    agreed: Quote | None = None,
 ) -> None:
     """Steps 2–5 of the module docstring; every refusal is raised for the caller's error handler.
 
     ``attachments`` are images the member attached, by slot; ``uploaded`` maps slots to images already
-    at the provider (Regenerate reuses them).
+    at the provider (Regenerate reuses them); ``agreed`` is the quote the member just confirmed.
     """
     bot: KlingBot = interaction.client
     attachments, uploaded = dict(attachments or {}), dict(uploaded or {})
@@ -84,13 +102,25 @@ async def request_video(
     estimate = reservation_for(spec)
     balance = await bot.storage.balance(guild_id, member.id, role_ids)
     checks.check_room(balance, max_active_jobs=settings.max_active_jobs, cost=estimate)
+    review = settings.review_channel_id is not None
+    if quotes.needs_quote(estimate, settings, agreed=None if agreed is None else Terms.of(agreed)):
+        pending = {slot: PendingImage(a.url, a.size, a.filename) for slot, a in attachments.items()}
+        quoted = QuotedRequest(options, pending, uploaded, directory_optin=spec.directory_optin)
+        await quoting.offer(
+            interaction,
+            quoted,
+            job_request(spec),
+            estimate=estimate,
+            available=balance.available,
+            review=review,
+        )
+        return
 
     spec = await upload_images(bot, spec, attachments, uploaded)
-    review = settings.review_channel_id is not None
     job = await requesting.create_job(
         bot.storage,
         spec,
-        interaction_id=interaction.id,
+        interaction_id=interaction.id if agreed is None else agreed.interaction_id,
         guild_id=guild_id,
         user_id=member.id,
         channel_id=interaction.channel_id,
@@ -118,13 +148,13 @@ async def regenerate(interaction: Interaction, job_id: int) -> None:
     """The same video again, charged to whoever pressed, through every check of a new request."""
     bot: KlingBot = interaction.client
     job = await bot.storage.get_job(job_id)
-    if job is None or interaction.guild_id != job.guild_id:
+    if job is None or interaction.guild_id != job.guild_id or job.erased_at is not None:
         raise UserFacingError("I no longer have the details of that video, so it can't be regenerated.")
     await request_video(interaction, options_of_job(job), uploaded=images_of_job(job))
 
 
 async def upload_images(
-    bot: KlingBot, spec: VideoSpec, attachments: Mapping[str, discord.Attachment], uploaded: Mapping[str, str]
+    bot: KlingBot, spec: VideoSpec, attachments: Mapping[str, ImageSource], uploaded: Mapping[str, str]
 ) -> VideoSpec:
     """Read each attachment now (Discord's CDN links expire), check it, upload it, use its URL."""
     urls: dict[str, str] = dict(uploaded)

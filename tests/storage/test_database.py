@@ -22,11 +22,17 @@ async def test_sqlite_pragmas(sqlite_template: Path, tmp_path: Path) -> None:
         async with engine.connect() as conn:
             values = {
                 name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
-                for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+                for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "secure_delete")
             }
     finally:
         await engine.dispose()
-    assert values == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30_000, "synchronous": 1}
+    assert values == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "busy_timeout": 30_000,
+        "synchronous": 1,
+        "secure_delete": 1,  # erased words are overwritten, not left in free space
+    }
 
 
 async def test_every_transaction_takes_the_write_lock_at_begin(sqlite_template: Path, tmp_path: Path) -> None:
