@@ -11,5 +11,6 @@ It may use :mod:`storage` (the database) and :mod:`ulazai` (the provider) and no
 * :mod:`generation.blocklist`: prompt matching against the server's blocklist;
 * :mod:`generation.outcomes`: what a generate, status or posting outcome does to a job, as plain
   functions over plain values (backoff, timeouts, settlement arithmetic);
-* :mod:`generation.worker`: those decisions applied to storage, for the delivery worker.
+* :mod:`generation.worker`: those decisions applied to storage, for the delivery worker;
+* :mod:`generation.quotes`: when a request shows its price first, what a quote keeps, who may decide it.
 """
