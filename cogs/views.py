@@ -311,12 +311,17 @@ class ForgetButton(
 
 
 class KeepButton(JobButton, prefix="privacy:keep", label="Keep"):
+    """Leaves everything as it is."""
+
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         return await forgetting.allow(interaction, self.job_id)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer()
-        await forgetting.keep(interaction, self.job_id)
+        try:
+            await forgetting.keep(interaction, self.job_id)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Keep of member {self.job_id}")
 
 
 def forget_view(member_id: int) -> discord.ui.View:

@@ -161,7 +161,8 @@ def create_engine(
     (for short-lived engines such as the migration runner).
     """
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # Parameters carry members' prompts: never in an error's text (a traceback in the logs) nor in echo.
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if null_pool:
         kwargs["poolclass"] = NullPool
     if parsed.get_backend_name() == "sqlite":

@@ -76,3 +76,20 @@ def test_utc_datetime_type() -> None:
     assert loaded.tzinfo is UTC
     with pytest.raises(ValueError, match="naive"):
         column.process_bind_param(datetime(2025, 6, 1), sqlite_dialect)
+
+
+async def test_statement_errors_never_show_their_parameters(sqlite_template: Path, tmp_path: Path) -> None:
+    """A failed statement's text reaches the logs in a traceback; its parameters (prompts) must not."""
+    path = tmp_path / "hidden.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(sa.exc.DBAPIError) as failed:
+                await conn.execute(
+                    sa.text("INSERT INTO no_such_table VALUES (:prompt)"), {"prompt": "a secret"}
+                )
+    finally:
+        await engine.dispose()
+    assert "no_such_table" in str(failed.value)
+    assert "a secret" not in str(failed.value)
