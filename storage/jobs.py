@@ -1,4 +1,5 @@
-"""The job table: the compare-and-set transition, lease claiming, and the look-ups the bot makes.
+"""The job table: the compare-and-set transition, lease claiming, the look-ups the bot makes, and erasure
+(a member's words and links, for ``/video forget`` and the retention).
 
 A transition is ``UPDATE jobs SET state = :new ... WHERE id = :id AND state = :seen`` (plus
 ``AND lease_owner = :me`` for a worker), so two actors racing for the same job - a member
