@@ -286,8 +286,11 @@ async def run(
             user_ids = [
                 harness.fake.add_member(guild_id, name=f"bench-{n:02d}").user_id for n in range(members)
             ]
-            # Room for every job of a member at once (without the worker they all stay queued).
-            await harness.storage.update_guild_settings(guild_id, max_active_jobs=rounds + 2)
+            # Room for every job of a member at once (without the worker they all stay queued), and
+            # no price quote first: what is measured is a request that goes straight to the queue.
+            await harness.storage.update_guild_settings(
+                guild_id, max_active_jobs=rounds + 2, confirm_above_credits=0
+            )
             for user_id in user_ids:
                 await harness.storage.grant(
                     guild_id, user_id, BONUS_CREDITS, actor_id=harness.admin_id, reason="ack benchmark"

@@ -3,7 +3,7 @@
 Where it runs (``channel``), whether requests wait for a moderator (``review``), who gets how much
 (``quota``, ``grant``), what may not be asked for (``blocklist``), where the audit log goes (``audit``),
 what the whole server may spend (``budget``), the Prompt Directory discount (``directory``), and all of
-it on one embed (``settings``).
+it on one embed (``settings``); the price shown first, retention and forgetting (:mod:`cogs.trust_settings`).
 
 The group carries ``default_permissions(manage_guild=True)``, but a server's admins can hand any
 command to anyone in Server Settings > Integrations, so every subcommand also checks the member's
@@ -22,6 +22,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs import trust_settings
 from cogs.audit import audit, who
 from cogs.common import NO_MENTIONS, Interaction, UserFacingError
 from cogs.settings_card import (
@@ -424,6 +425,22 @@ class Admin(
         await interaction.followup.send(
             embed=settings_embed(settings, spend, counts), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
+
+    # -- issue 13: the price before anything is spent, retention, forgetting a member ----------------------
+    @app_commands.command(name="confirm", description="Show members the price first above this many credits")
+    @app_commands.describe(credits="Requests estimated above this many credits ask Confirm first; 0: never")
+    async def confirm(self, interaction: Interaction, credits: app_commands.Range[int, 0, 100_000]) -> None:
+        await trust_settings.confirm(self, interaction, credits)
+
+    @app_commands.command(name="retention", description="How long prompts and links are kept after a video")
+    @app_commands.describe(days="Days after a video ends until its prompt and links are erased; 0: forever")
+    async def retention(self, interaction: Interaction, days: app_commands.Range[int, 0, 3650]) -> None:
+        await trust_settings.retention(self, interaction, days)
+
+    @app_commands.command(name="forget", description="Erase a member's prompts and links, at their request")
+    @app_commands.describe(member="The member whose prompts, image and video links are erased")
+    async def forget(self, interaction: Interaction, member: discord.Member) -> None:
+        await trust_settings.forget(interaction, member)
 
 
 async def setup(bot: KlingBot) -> None:

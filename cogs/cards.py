@@ -16,7 +16,7 @@ import discord
 
 from cogs.common import NO_MENTIONS
 from generation.eta import Estimate
-from storage import DeliveredVia, Job, JobOrigin, JobState
+from storage import DeliveredVia, Job, JobOrigin, JobRequest, JobState
 from ulazai.polling import progress_share
 from ulazai.requests import KlingModel
 from ulazai.results import EstimatedTime
@@ -134,8 +134,9 @@ def state_line(
     return label
 
 
-def parameters(job: Job) -> str:
-    """One line of the request's parameters, in the words the command used."""
+def parameters(job: Job | JobRequest) -> str:
+    """One line of the request's parameters, in the words the command used (a job's, or a request's
+    not made yet: a quote's)."""
     parts = [model_label(job.model), f"{job.duration} s"]
     if job.model == KlingModel.V3_0:
         parts.append(quality_label(job.quality))

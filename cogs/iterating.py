@@ -84,13 +84,17 @@ async def original_of(interaction: Interaction, job_id: int) -> Job:
 
 
 class LastFrame:
-    """The start frame of a continuation, made only when the request has passed every check."""
+    """The start frame of a continuation, made only when the request has passed every check (and,
+    when it is quoted, only once the member confirms: the quote keeps ``frame_of``)."""
 
     size = 0  # not known before it is made; its bytes are checked like any image
+    filename = "last frame"
 
     def __init__(self, bot: KlingBot, urls: Sequence[str]) -> None:
         self.bot = bot
         self.urls = list(urls)
+        self.frame_of = tuple(self.urls)
+        self.url = self.urls[0] if self.urls else ""
 
     async def read(self) -> bytes:
         settings = self.bot.settings

@@ -1,6 +1,7 @@
 """A member's request, from an acknowledged interaction to the status card and the receipt.
 
-Shared by ``/video text``, ``/video image`` and the Regenerate button. The steps (each refusal is one
+Shared by ``/video text``, ``/video image``, the buttons under a posted video, Animate with Kling and
+a quote's Confirm. The steps (each refusal is one
 ephemeral sentence, and charges nothing):
 
 1. the interaction is already acknowledged (an ephemeral defer), before any database, upload or
@@ -8,8 +9,11 @@ ephemeral sentence, and charges nothing):
 2. the provider's rules for the chosen model (with stand-ins for the attachments, so nothing is
    uploaded for a request that cannot run), the attachments' declared sizes, then the rules of
    :mod:`generation.checks`: channel, blocklist, the bot's permissions here, active jobs and balance;
+   then, when :func:`generation.quotes.needs_quote` says so, the flow stops here with a private quote
+   (:mod:`cogs.quoting`): its Confirm comes back to step 2 with the agreed terms;
 3. read and check the images (magic bytes) and upload them to the provider;
-4. create the job with its reservation in one transaction (unique per interaction);
+4. create the job with its reservation in one transaction (unique per interaction: the original one,
+   for a confirmed quote, so a quote can never make two jobs);
 5. post the public status card with ``channel.send`` (interaction tokens die after 15 minutes), and
    with review on the moderators' review card, then answer the member with a receipt carrying a Cancel
    button and write the request to the audit log.
@@ -24,13 +28,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 import discord
 
 from cogs import audit as audit_lines
-from cogs import cards, reviewing, views
+from cogs import cards, quoting, reviewing, views
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral
-from generation import checks, requesting
+from generation import checks, quotes, requesting
+from generation.quotes import PendingImage, QuotedRequest, Terms
 from generation.refusals import PromptBlocked
-from generation.shapes import Origin, VideoOptions, images_of_job, options_of_job, reservation_for
-from storage import InvalidTransition, Job, JobNotFound, JobState
+from generation.shapes import (
+    Origin,
+    VideoOptions,
+    images_of_job,
+    job_request,
+    options_of_job,
+    reservation_for,
+)
+from storage import InvalidTransition, Job, JobNotFound, JobState, Quote
 from ulazai.images import check_declared_size, check_image
 from ulazai.pricing import DIRECTORY_DISCOUNT
 from ulazai.requests import KlingModel, VideoSpec
@@ -45,7 +57,15 @@ Interaction = discord.Interaction[Any]
 
 class ImageSource(Protocol):
     """An image read only after every check passed: a member's attachment (a ``discord.Attachment``),
-    or a picture the bot makes, such as the last frame of a video to continue."""
+    one whose link a quote kept (:class:`cogs.quoting.StoredImage`), or a picture the bot makes, such
+    as the last frame of a video to continue (:class:`cogs.iterating.LastFrame`)."""
+
+    @property
+    def url(self) -> str:
+        """Where it is read from (a quote keeps it, so Confirm reads the image then)."""
+
+    @property
+    def filename(self) -> str: ...
 
     @property
     def size(self) -> int:
@@ -64,12 +84,14 @@ async def request_video(
     origin: Origin | None = None,
     notes: Sequence[str] = (),
     reply_to: discord.MessageReference | None = None,
+    agreed: Quote | None = None,
 ) -> None:
     """Steps 2–5 of the module docstring; every refusal is raised for the caller's error handler.
 
     ``attachments`` are images to read and upload, by slot; ``uploaded`` maps slots to images already
     at the provider (Regenerate and Remix reuse them). ``origin``: the job this one is made from;
-    ``notes``: sentences for the receipt; ``reply_to``: the message the status card answers.
+    ``notes``: sentences for the receipt; ``reply_to``: the message the status card answers;
+    ``agreed``: the quote the member just confirmed.
     """
     bot: KlingBot = interaction.client
     attachments, uploaded = dict(attachments or {}), dict(uploaded or {})
@@ -97,13 +119,32 @@ async def request_video(
     estimate = reservation_for(spec)
     balance = await bot.storage.balance(guild_id, member.id, role_ids)
     checks.check_room(balance, max_active_jobs=settings.max_active_jobs, cost=estimate)
+    review = settings.review_channel_id is not None
+    if quotes.needs_quote(estimate, settings, agreed=None if agreed is None else Terms.of(agreed)):
+        quoted = QuotedRequest(
+            options,
+            {slot: pending_image(source) for slot, source in attachments.items()},
+            uploaded,
+            directory_optin=spec.directory_optin,
+            origin=origin,
+            notes=tuple(notes),
+            reply_to=None if reply_to is None else (reply_to.channel_id, reply_to.message_id or 0),
+        )
+        await quoting.offer(
+            interaction,
+            quoted,
+            job_request(spec),
+            estimate=estimate,
+            available=balance.available,
+            review=review,
+        )
+        return
 
     spec = await upload_images(bot, spec, attachments, uploaded)
-    review = settings.review_channel_id is not None
     job = await requesting.create_job(
         bot.storage,
         spec,
-        interaction_id=interaction.id,
+        interaction_id=interaction.id if agreed is None else agreed.interaction_id,
         guild_id=guild_id,
         user_id=member.id,
         channel_id=interaction.channel_id,
@@ -128,6 +169,14 @@ async def request_video(
     await audit(bot, guild_id, audit_lines.requested(job))
 
 
+def pending_image(source: ImageSource) -> PendingImage:
+    """What a quote keeps of an image not read yet: its link (or, for a continuation's start frame,
+    the videos to take the last frame of) and declared size."""
+    return PendingImage(
+        source.url, source.size, source.filename, frame_of=tuple(getattr(source, "frame_of", ()))
+    )
+
+
 def where_asked(interaction: Interaction) -> list[int]:
     """Where a request is made, for the channel allowlist: the channel, and a thread's parent too."""
     assert interaction.channel_id is not None
@@ -142,7 +191,7 @@ async def regenerate(interaction: Interaction, job_id: int) -> None:
     """The same video again, charged to whoever pressed, through every check of a new request."""
     bot: KlingBot = interaction.client
     job = await bot.storage.get_job(job_id)
-    if job is None or interaction.guild_id != job.guild_id:
+    if job is None or interaction.guild_id != job.guild_id or job.erased_at is not None:
         raise UserFacingError("I no longer have the details of that video, so it can't be regenerated.")
     await request_video(interaction, options_of_job(job), uploaded=images_of_job(job))
 

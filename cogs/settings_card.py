@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import discord
 
-from cogs import cards
+from cogs import cards, trust_settings
 from storage import BudgetSnapshot, GrantResult, GuildSettings, JobState
 from ulazai.pricing import DIRECTORY_DISCOUNT
 
@@ -88,6 +88,8 @@ def settings_embed(
         value=f"{settings.max_active_jobs} at a time · default model {cards.model_label(settings.default_model)}",
         inline=True,
     )
+    embed.add_field(name="Price confirmation", value=trust_settings.confirm_text(settings), inline=True)
+    embed.add_field(name="Retention", value=trust_settings.retention_text(settings), inline=True)
     embed.add_field(
         name=f"Blocklist ({len(settings.blocklist_terms)})",
         value=blocklist_text(settings.blocklist_terms),

@@ -1,7 +1,8 @@
-"""``/video text``, ``/video image`` and ``/video jobs``: what members touch.
+"""``/video text``, ``/video image``, ``/video jobs`` and ``/video forget``: what members touch.
 
 The commands acknowledge at once and hand the request to :mod:`cogs.requesting` (the flow shared
-with the Regenerate button); ``/video jobs`` lists the member's recent videos.
+with the Regenerate button); ``/video jobs`` lists the member's recent videos; ``/video forget`` erases
+their prompts and links here (:mod:`cogs.forgetting`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs import cards, requesting
+from cogs import cards, forgetting, requesting
 from cogs.common import NO_MENTIONS, Interaction, when
 from generation.shapes import VideoOptions
 from storage import JobState
@@ -79,6 +80,13 @@ def typed_options(
         sound=sound,
         multi_shot=multi_shot,
     )
+
+
+def prompt_excerpt(prompt: str, length: int = 80) -> str:
+    """A prompt on one short line, its markdown shown as typed ("[erased]" once it is erased)."""
+    flat = " ".join(prompt.split())
+    flat = flat if len(flat) <= length else flat[: length - 1] + "…"
+    return discord.utils.escape_markdown(flat)
 
 
 class Video(commands.GroupCog, group_name="video", group_description="Make AI videos with Kling"):
@@ -163,11 +171,21 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
                 f"**#{job.id}** {when(job.created_at)} · {state}"
                 f" · {cards.model_label(job.model)} {job.duration} s · {cards.job_cost(job)} credits{where}"
                 f"{cards.origin_text(job, ' · ')}"
+                f"\n-# {prompt_excerpt(job.prompt)}"
             )
         embed = discord.Embed(
             title="Your recent videos", description="\n".join(lines), colour=cards.BRAND_COLOUR
         )
         await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    # -- issue 13: privacy ---------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="forget", description="Erase your prompts, image and video links in this server"
+    )
+    @app_commands.guild_only()
+    async def forget(self, interaction: Interaction) -> None:
+        await forgetting.ask(interaction, interaction.user)
 
 
 async def setup(bot: KlingBot) -> None:

@@ -2,7 +2,8 @@
 
 Job buttons are ``DynamicItem``s whose custom_id carries the job id (``video:regen:<job_id>``), so a
 button posted before a restart still works: :class:`JobButton` is their one base (template, id parsing,
-the button itself), and :data:`DYNAMIC_ITEMS` is what the bot registers. A button's callback only
+the button itself), and :data:`DYNAMIC_ITEMS` is what the bot registers. The number a custom_id carries
+is a job's id, or a quote's (``quote:confirm:<quote_id>``), or a member's (``privacy:forget:<user_id>``). A button's callback only
 acknowledges and hands over to the flow it starts (:mod:`cogs.requesting`, :mod:`cogs.reviewing`).
 """
 
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import discord
 
-from cogs import iterating, requesting, reviewing
+from cogs import forgetting, iterating, quoting, requesting, reviewing
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral, answer_error
 from generation.iterating import MAX_MODAL_PROMPT, MODAL_DURATIONS
@@ -355,6 +356,101 @@ def modal_values(data: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
+# -- issue 13: the price before anything is spent, and forgetting a member ---------------------------
+
+
+class QuoteConfirmButton(
+    JobButton, prefix="quote:confirm", label="Confirm", emoji="✅", style=discord.ButtonStyle.success
+):
+    """Confirms a quote: the request runs again through every check and proceeds; its member only."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return await quoting.allow_asker(interaction, self.job_id)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()  # an update of the quote, which follows the decision
+        try:
+            await quoting.confirm(interaction, self.job_id)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Confirm of quote {self.job_id}")
+
+
+class QuoteCancelButton(JobButton, prefix="quote:cancel", label="Cancel"):
+    """Cancels a quote (nothing was spent); its member only."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return await quoting.allow_asker(interaction, self.job_id)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()
+        try:
+            await quoting.cancel(interaction, self.job_id)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Cancel of quote {self.job_id}")
+
+
+class QuoteView(discord.ui.View):
+    """Confirm and Cancel under a quote. Its timeout is the quote's lifetime: unanswered by then, it
+    expires the quote and says so on it. The buttons are ``DynamicItem``s, so after a restart (when
+    this timer is gone) they still work, and a press after the time is up says it expired."""
+
+    def __init__(self, bot: KlingBot, quote_id: int, *, lifetime: float) -> None:
+        super().__init__(timeout=lifetime)
+        self.bot, self.quote_id = bot, quote_id
+        self.message: discord.WebhookMessage | None = None
+        self.add_item(QuoteConfirmButton(quote_id))
+        self.add_item(QuoteCancelButton(quote_id))
+
+    async def on_timeout(self) -> None:
+        if self.message is not None:
+            await quoting.expire(self.bot, self.quote_id, self.message)
+
+
+def ended_view(number: int, label: str) -> discord.ui.View:
+    """One disabled button saying how a quote or a confirmation ended ("Quote expired", "Erased")."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label=label, disabled=True, custom_id=f"ended:{number}"))
+    view.stop()  # nothing to listen for: the bot keeps no state for it
+    return view
+
+
+class ForgetButton(
+    JobButton, prefix="privacy:forget", label="Forget everything", style=discord.ButtonStyle.danger
+):
+    """Erases the member's prompts and links here: the member themselves, or an admin acting for them."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return await forgetting.allow(interaction, self.job_id)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()
+        try:
+            await forgetting.forget(interaction, self.job_id)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Forget of member {self.job_id}")
+
+
+class KeepButton(JobButton, prefix="privacy:keep", label="Keep"):
+    """Leaves everything as it is."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return await forgetting.allow(interaction, self.job_id)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()
+        try:
+            await forgetting.keep(interaction, self.job_id)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Keep of member {self.job_id}")
+
+
+def forget_view(member_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ForgetButton(member_id))
+    view.add_item(KeepButton(member_id))
+    return view
+
+
 #: Registered by the bot at start-up, so buttons posted before a restart are handled.
 DYNAMIC_ITEMS: tuple[type[JobButton], ...] = (
     CancelButton,
@@ -364,4 +460,9 @@ DYNAMIC_ITEMS: tuple[type[JobButton], ...] = (
     RejectButton,
     ContinueButton,
     RemixButton,
+    # -- issue 13
+    QuoteConfirmButton,
+    QuoteCancelButton,
+    ForgetButton,
+    KeepButton,
 )

@@ -15,4 +15,5 @@ It may use :mod:`storage` (the database) and :mod:`ulazai` (the provider) and no
 * :mod:`generation.iterating`: Continue, Remix and Animate with Kling: what members type into their
   modals, and a continuation's start frame;
 * :mod:`generation.eta`: when a video should be ready, for its status card.
+* :mod:`generation.quotes`: when a request shows its price first, what a quote keeps, who may decide it.
 """

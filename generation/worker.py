@@ -7,7 +7,9 @@
    ``max_in_flight`` generations for the whole deployment), but only as many as the provider's rate
    lets start soon: a job claimed and left waiting would hold a lease, and a submission waiting when the
    process dies would count as lost. Polls go first: those videos are already paid for;
-3. claims completed jobs for posting.
+3. claims completed jobs for posting;
+4. once a minute, housekeeping: expires the quotes nobody answered (clearing the words they kept) and
+   erases a small batch of jobs that ended longer ago than their server's retention.
 
 Every job is worked in its own task under a lease renewed in the background, and every later write is
 fenced by that lease, so several processes sharing one PostgreSQL database never work a job twice.
@@ -46,6 +48,10 @@ RETRY_AFTER_ERROR: Final = timedelta(seconds=30)
 RECORD_ATTEMPTS: Final = 5
 #: Completed jobs claimed for posting per tick.
 DELIVERIES_PER_TICK: Final = 5
+#: How often the housekeeping runs (step 4 of the module docstring).
+HOUSEKEEPING_SECONDS = 60.0
+#: Jobs erased per housekeeping pass for retention: small, so a pass never holds up the tick.
+RETENTION_BATCH: Final = 100
 
 
 class Events(Protocol):
@@ -89,6 +95,7 @@ class Worker:
         #: Jobs being submitted or polled right now (each is, or waits for, a provider call).
         self.calling: set[int] = set()
         self._recovered = 0.0
+        self._housekept = 0.0
 
     # -- the tick ------------------------------------------------------------------------------------
 
@@ -110,6 +117,10 @@ class Worker:
                 self.spawn(job, self.submit(job), calls_provider=True)
         for job in await storage.claim_for_delivery(self.owner, limit=DELIVERIES_PER_TICK, lease=self.lease):
             self.spawn(job, self.events.deliver(job))
+        if time.monotonic() - self._housekept >= HOUSEKEEPING_SECONDS:
+            self._housekept = time.monotonic()
+            await storage.sweep_quotes()
+            await storage.erase_expired_jobs(limit=RETENTION_BATCH)
 
     def spawn(self, job: Job, work: Coroutine[Any, Any, None], *, calls_provider: bool = False) -> None:
         """Work one job in its own task; its failure is logged and retried later, never fatal."""

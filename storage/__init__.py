@@ -31,6 +31,12 @@ Decisions (where the issue left a choice):
   provider charged for it. The video URL stays on the job for an admin to act on.
 * **Active jobs** are those in review, queued, submitting or processing; a completed job no longer
   counts against the member's cap.
+* **Privacy.** A request priced above the server's ``confirm_above_credits`` (or any request while the
+  Prompt Directory discount is on) is first a :class:`Quote`, whose stored request is cleared once
+  it is decided. :meth:`Storage.forget_member` and the retention (:meth:`Storage.erase_expired_jobs`)
+  erase a job's prompt (it reads :data:`ERASED_PROMPT`), image and video links and delivery notes,
+  and keep the row with its amounts and states, so the ledger still balances. SQLite runs with
+  ``secure_delete`` and is checkpointed after an erasure, so the words leave the file too.
 * **How a video was delivered** (attachment, link, direct message) is the job's ``delivered_via``;
   its ``delivery_notes`` are words for people (the audit log), never parsed to tell which.
 
@@ -56,18 +62,27 @@ from storage.errors import (
     TooManyActiveJobs,
 )
 from storage.guilds import GuildSettingsChanges
-from storage.jobs import JobRequest
-from storage.models import BotState, GuildSettings, Job, LedgerEntry, MemberAccount
+from storage.jobs import ERASED_PROMPT, JobRequest
+from storage.models import BotState, GuildSettings, Job, LedgerEntry, MemberAccount, Quote
 from storage.periods import Period
-from storage.results import Balance, BudgetSnapshot, GrantResult
+from storage.results import Balance, BudgetSnapshot, ForgetReport, GrantResult
 from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, Storage
-from storage.states import ACTIVE_STATES, TERMINAL_STATES, TRANSITIONS, DeliveredVia, JobOrigin, JobState
+from storage.states import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    TRANSITIONS,
+    DeliveredVia,
+    JobOrigin,
+    JobState,
+    QuoteState,
+)
 
 __all__ = [
     "ACTIVE_STATES",
     "COMMAND_TREE_HASH_KEY",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_LEASE",
+    "ERASED_PROMPT",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "Balance",
@@ -77,6 +92,7 @@ __all__ = [
     "DeliveredVia",
     "DuplicateInteraction",
     "DuplicateOperation",
+    "ForgetReport",
     "GrantResult",
     "GuildSettings",
     "GuildSettingsChanges",
@@ -93,6 +109,8 @@ __all__ = [
     "LedgerKind",
     "MemberAccount",
     "Period",
+    "Quote",
+    "QuoteState",
     "StaleState",
     "Storage",
     "StorageError",

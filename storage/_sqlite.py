@@ -70,6 +70,13 @@ def _open(args: Sequence[Any], kwargs: Mapping[str, Any], pragmas: Sequence[str]
     return connection
 
 
+def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    """Runs in aiosqlite's thread, outside any transaction: copy the WAL into the database file and
+    truncate it; SQLite's (busy, frames in the log, frames copied)."""
+    busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return int(busy), int(frames), int(copied)
+
+
 def _statement(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool, commit: bool) -> _Outcome:
     """Runs in aiosqlite's thread: BEGIN if no transaction is open, the statement, fetched and
     closed, and COMMIT if asked to."""
@@ -167,6 +174,17 @@ class LeanConnection(aiosqlite.Connection):
         outcome: _Outcome = await self._execute(_statement, self._conn, sql, parameters, many, commit)
         if commit:
             self._ended = self._idle = True
+        return outcome
+
+    async def checkpoint(self) -> tuple[int, int, int]:
+        """``PRAGMA wal_checkpoint(TRUNCATE)``, which SQLite runs only outside a transaction (so not
+        through :meth:`run_statement`, which would begin one); see :func:`_checkpoint`."""
+        if not self._idle:
+            raise sqlite3.ProgrammingError("a checkpoint cannot run inside a transaction")
+        try:
+            outcome: tuple[int, int, int] = await self._execute(_checkpoint, self._conn)
+        finally:
+            self._idle = not self._conn.in_transaction
         return outcome
 
     async def cursor(self) -> LeanCursor:  # type: ignore[override]

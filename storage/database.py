@@ -11,6 +11,9 @@ SQLite set-up, and why:
 * ``busy_timeout`` so a second *process* waits for the lock instead of failing at once;
 * ``foreign_keys=ON`` because SQLite ignores declared foreign keys otherwise;
 * ``synchronous=NORMAL`` (safe with WAL: a power cut may lose the last commits, never corrupt);
+* ``secure_delete=ON``: SQLite overwrites what a row update or delete removes with zeros, instead of
+  leaving it in free space, so an erased prompt is gone from the file, not merely unreferenced (and
+  :func:`checkpoint` then moves the erased pages out of the WAL and empties it);
 * every transaction starts with ``BEGIN IMMEDIATE``. A deferred transaction that reads and then
   writes cannot wait for the lock without risking deadlock, so SQLite fails it with "database is
   locked" at once; taking the write lock up front lets ``busy_timeout`` work.
@@ -90,6 +93,7 @@ def sqlite_pragmas(*, foreign_keys: bool = True) -> tuple[str, ...]:
         "PRAGMA journal_mode = WAL",
         "PRAGMA synchronous = NORMAL",
         f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}",
+        "PRAGMA secure_delete = ON",
     )
 
 
@@ -100,6 +104,20 @@ def commit_with_next_statement(connection: Connection) -> None:
     driver_connection = connection.connection.driver_connection
     if isinstance(driver_connection, _sqlite.LeanConnection):
         driver_connection.commit_with_next_statement()
+
+
+async def checkpoint(engine: AsyncEngine) -> None:
+    """On SQLite, copy the WAL into the database file and truncate it, so the page images an erasure
+    left in the WAL (the rows as they were) leave the disk now rather than at the next automatic
+    checkpoint. Elsewhere nothing (PostgreSQL's old row versions go at its next vacuum)."""
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        if isinstance(driver, _sqlite.LeanConnection):
+            busy, _, _ = await driver.checkpoint()
+            if busy:
+                log.info("the WAL checkpoint after an erasure was busy; SQLite finishes it later")
 
 
 def _then_close(connection: Connection, fn: Callable[[Connection, A], T], arg: A) -> T:
@@ -143,7 +161,8 @@ def create_engine(
     (for short-lived engines such as the migration runner).
     """
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # Parameters carry members' prompts: never in an error's text (a traceback in the logs) nor in echo.
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if null_pool:
         kwargs["poolclass"] = NullPool
     if parsed.get_backend_name() == "sqlite":

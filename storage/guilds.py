@@ -41,6 +41,19 @@ class GuildSettingsChanges(TypedDict, total=False):
     max_active_jobs: int
     budget_credits: int | None
     budget_period: Period | str
+    confirm_above_credits: int
+    retention_days: int
+
+
+#: The largest price-confirmation threshold and retention an admin may set.
+MAX_CONFIRM_ABOVE_CREDITS = 100_000
+MAX_RETENTION_DAYS = 3650
+
+
+def _at_most(field: str, value: object, limit: int, unit: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise InvalidSetting(field, f"must be a whole number of {unit} from 0 to {limit:,}")
+    return value
 
 
 def _non_negative(field: str, value: object) -> int:
@@ -116,6 +129,14 @@ def validate(changes: GuildSettingsChanges) -> dict[str, Any]:
         out["budget_credits"] = None if credits_ is None else _non_negative("budget_credits", credits_)
     if "budget_period" in changes:
         out["budget_period"] = _period("budget_period", changes["budget_period"], BUDGET_PERIODS)
+    if "confirm_above_credits" in changes:
+        out["confirm_above_credits"] = _at_most(
+            "confirm_above_credits", changes["confirm_above_credits"], MAX_CONFIRM_ABOVE_CREDITS, "credits"
+        )
+    if "retention_days" in changes:
+        out["retention_days"] = _at_most(
+            "retention_days", changes["retention_days"], MAX_RETENTION_DAYS, "days"
+        )
     return out
 
 

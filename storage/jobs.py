@@ -1,4 +1,5 @@
-"""The job table: the compare-and-set transition, lease claiming, and the look-ups the bot makes.
+"""The job table: the compare-and-set transition, lease claiming, the look-ups the bot makes, and erasure
+(a member's words and links, for ``/video forget`` and the retention).
 
 A transition is ``UPDATE jobs SET state = :new ... WHERE id = :id AND state = :seen`` (plus
 ``AND lease_owner = :me`` for a worker), so two actors racing for the same job - a member
@@ -15,16 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage.errors import InvalidTransition, JobNotFound, LeaseLost, StaleState
-from storage.models import Job
+from storage.models import GuildSettings, Job
 from storage.states import TERMINAL_STATES, JobOrigin, JobState, can_transition
+
+#: What an erased job's prompt reads.
+ERASED_PROMPT: Final = "[erased]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,7 @@ async def move(
         raise LeaseLost(job_id=job.id, owner=owner, holder=job.lease_owner)
     changes: dict[str, Any] = {"state": target, "updated_at": now, **(values or {})}
     if target in TERMINAL_STATES:
-        changes.update(lease_owner=None, lease_expires_at=None, next_attempt_at=None)
+        changes.update(lease_owner=None, lease_expires_at=None, next_attempt_at=None, ended_at=now)
     conditions = [col(Job.id) == job.id, col(Job.state) == seen, *where]
     if owner is not None:
         conditions.append(col(Job.lease_owner) == owner)
@@ -282,3 +286,104 @@ async def in_flight(session: AsyncSession, *, limit: int) -> list[Job]:
         .limit(limit)
     )
     return list(result.scalars().all())
+
+
+# -- erasure (a member's request to be forgotten, and the server's retention) -------------------------
+
+
+def erasure(now: datetime) -> dict[str, Any]:
+    """The columns that hold a member's words and links, erased. Amounts and states stay."""
+    return {
+        "prompt": ERASED_PROMPT,
+        "image_urls": [],
+        "start_frame_url": None,
+        "end_frame_url": None,
+        "video_url": None,
+        "delivery_notes": None,
+        "erased_at": now,
+        "updated_at": now,
+    }
+
+
+async def erase(session: AsyncSession, ids: Sequence[int | None], now: datetime) -> list[Job]:
+    """Erase the jobs ``ids`` that are not erased yet; returns them, erased, oldest first."""
+    if not ids:
+        return []
+    result = await session.execute(
+        sa.update(Job)
+        .where(col(Job.id).in_(ids), col(Job.erased_at).is_(None))
+        .values(**erasure(now))
+        .returning(Job)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    return sorted(result.scalars().all(), key=lambda job: job.id or 0)
+
+
+def _of(guild_id: int, user_id: int) -> list[sa.ColumnElement[bool]]:
+    return [col(Job.guild_id) == guild_id, col(Job.user_id) == user_id, col(Job.erased_at).is_(None)]
+
+
+async def flag_for_erasure(session: AsyncSession, guild_id: int, user_id: int) -> None:
+    """Mark every not yet erased job of the member: each is erased as soon as it ends (see
+    :func:`storage.transitions.apply`), even one that ends while the rest is being erased."""
+    await session.execute(
+        sa.update(Job)
+        .where(*_of(guild_id, user_id), col(Job.erase_requested).is_(False))
+        .values(erase_requested=True)
+    )
+
+
+async def of_member_unerased(
+    session: AsyncSession, guild_id: int, user_id: int, states: Iterable[JobState], *, limit: int
+) -> list[Job]:
+    """Up to ``limit`` of the member's jobs in ``states`` that are not erased yet, oldest first, locked
+    (waiting for a worker's claim to commit, not skipping the job: it must be seen)."""
+    result = await session.execute(
+        sa.select(Job)
+        .where(*_of(guild_id, user_id), col(Job.state).in_(list(states)))
+        .order_by(col(Job.id))
+        .limit(limit)
+        .with_for_update()
+    )
+    return list(result.scalars().all())
+
+
+async def count_of_member_unerased(
+    session: AsyncSession, guild_id: int, user_id: int, states: Iterable[JobState]
+) -> int:
+    result = await session.execute(
+        sa.select(sa.func.count()).where(*_of(guild_id, user_id), col(Job.state).in_(list(states)))
+    )
+    return int(result.scalar_one())
+
+
+async def past_retention(session: AsyncSession, now: datetime, *, limit: int) -> list[int]:
+    """Up to ``limit`` ids of jobs not erased yet that ended longer ago than their server's retention.
+
+    One query per retention value in use (there are few: most servers keep the default), each an index
+    range on ``(erased_at, ended_at)``, so the cost follows the jobs still holding words, not all jobs.
+    """
+    days = (
+        await session.execute(
+            sa.select(sa.distinct(col(GuildSettings.retention_days))).where(
+                col(GuildSettings.retention_days) > 0
+            )
+        )
+    ).scalars()
+    ids: list[int] = []
+    for kept in sorted(days):
+        found = await session.execute(
+            sa.select(col(Job.id))
+            .join(GuildSettings, col(GuildSettings.guild_id) == col(Job.guild_id))
+            .where(
+                col(GuildSettings.retention_days) == kept,
+                col(Job.erased_at).is_(None),
+                col(Job.ended_at) < now - timedelta(days=kept),
+            )
+            .order_by(col(Job.ended_at))
+            .limit(limit - len(ids))
+        )
+        ids.extend(job_id for job_id in found.scalars() if job_id is not None)
+        if len(ids) >= limit:
+            break
+    return ids

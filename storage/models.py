@@ -23,7 +23,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from storage.periods import Period, as_utc, utcnow
-from storage.states import DeliveredVia, JobOrigin, JobState
+from storage.states import DeliveredVia, JobOrigin, JobState, QuoteState
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -45,6 +45,10 @@ DEFAULT_ALLOWANCE_CREDITS = 300
 DEFAULT_ALLOWANCE_PERIOD = Period.WEEKLY
 DEFAULT_MAX_ACTIVE_JOBS = 2
 DEFAULT_BUDGET_PERIOD = Period.MONTHLY
+#: A request whose estimate is above this many credits is quoted to the member before anything is spent.
+DEFAULT_CONFIRM_ABOVE_CREDITS = 200
+#: The prompts and links of jobs that ended more than this many days ago are erased.
+DEFAULT_RETENTION_DAYS = 90
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -98,6 +102,14 @@ class JobOriginType(EnumText[JobOrigin]):
     enum = JobOrigin
 
 
+class QuoteStateType(EnumText[QuoteState]):
+    """A :class:`QuoteState` column."""
+
+    impl = sa.String(16)
+    cache_ok = True
+    enum = QuoteState
+
+
 class DeliveredViaType(EnumText[DeliveredVia]):
     """A :class:`DeliveredVia` column."""
 
@@ -146,6 +158,10 @@ class GuildSettings(SQLModel, table=True):
     budget_spent: int = 0
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
+    #: A request estimated above this many credits is quoted first (0: never, unless the directory is on).
+    confirm_above_credits: int = DEFAULT_CONFIRM_ABOVE_CREDITS
+    #: Jobs that ended more than this many days ago have their prompt and links erased (0: kept forever).
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     def allowance_for(self, role_ids: Iterable[int] = ()) -> int:
         """A member's allowance: the largest of the server default and their roles' allowances."""
@@ -220,6 +236,7 @@ class Job(SQLModel, table=True):
         sa.Index(
             "ix_jobs_guild_id_model_duration_completed_at", "guild_id", "model", "duration", "completed_at"
         ),
+        sa.Index("ix_jobs_erased_at_ended_at", "erased_at", "ended_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -283,6 +300,13 @@ class Job(SQLModel, table=True):
     updated_at: datetime = _when(default_factory=utcnow)
     submitted_at: datetime | None = _when(nullable=True, default=None)
     completed_at: datetime | None = _when(nullable=True, default=None)
+    #: When the job reached an ending state (retention counts from here).
+    ended_at: datetime | None = _when(nullable=True, default=None)
+    #: The member asked to be forgotten while the job was being made: it is erased when it ends.
+    erase_requested: bool = False
+    #: When the prompt, image and video links and delivery notes were erased (the row, its amounts and
+    #: states stay, so the ledger still balances).
+    erased_at: datetime | None = _when(nullable=True, default=None)
 
     @property
     def held_credits(self) -> int:
@@ -324,6 +348,34 @@ class LedgerEntry(SQLModel, table=True):
     idempotency_key: str = Field(sa_type=sa.String(200), unique=True)
     note: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
     created_at: datetime = _when(default_factory=utcnow)
+
+
+class Quote(SQLModel, table=True):
+    """A price shown to a member before anything is spent, until they press Confirm or Cancel.
+
+    ``request`` is what Confirm needs to make the request again through every check (the options, the
+    attachments' Discord links, images already at the provider); it is cleared as soon as the quote
+    is decided or expires, so a member's words stay here only while the quote is open.
+    ``interaction_id`` is the interaction that asked, unique, and the job's idempotency key on Confirm.
+    """
+
+    __tablename__: ClassVar[str] = "quotes"
+    __table_args__ = (
+        sa.Index("ix_quotes_state_expires_at", "state", "expires_at"),
+        sa.Index("ix_quotes_guild_id_user_id", "guild_id", "user_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    interaction_id: int = _id(unique=True)
+    guild_id: int = _id()
+    user_id: int = _id()
+    channel_id: int = _id()
+    state: QuoteState = Field(default=QuoteState.OPEN, sa_type=QuoteStateType, nullable=False)
+    request: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    estimate_credits: int
+    created_at: datetime = _when(default_factory=utcnow)
+    expires_at: datetime = _when()
+    decided_at: datetime | None = _when(nullable=True, default=None)
 
 
 class BotState(SQLModel, table=True):

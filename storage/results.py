@@ -1,4 +1,4 @@
-"""The plain values the facade hands back about credits: a member's balance, a grant, a server's spend.
+"""The plain values the facade hands back: a member's balance, a grant, a server's spend, an erasure.
 
 Frozen dataclasses, detached from any session, so a cog can keep and render them freely. (Jobs, guild
 settings and ledger rows come back as the model instances of :mod:`storage.models`.)
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from storage.models import Job
 from storage.periods import Period
 
 
@@ -55,3 +56,23 @@ class BudgetSnapshot:
     @property
     def remaining(self) -> int | None:
         return None if self.budget is None else max(self.budget - self.spent, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetReport:
+    """What erasing a member's words did (:meth:`storage.Storage.forget_member`).
+
+    ``cancelled`` are the jobs that had not started: cancelled, their credits released, and erased;
+    ``erased`` every job erased now (the cancelled ones included), for their cards to be redrawn;
+    ``pending`` the jobs already at the provider, erased when they end; ``quotes`` the quotes deleted.
+    """
+
+    cancelled: list[Job]
+    erased: list[Job]
+    pending: int
+    quotes: int
+
+    @property
+    def refunded(self) -> int:
+        """The credits the cancelled jobs held, back with the member."""
+        return sum(job.estimate_credits for job in self.cancelled)

@@ -21,11 +21,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from storage import accounts, bot_state, guilds, jobs, reservations, scheduling, transitions
+from storage import accounts, bot_state, guilds, jobs, quotes, reservations, scheduling, transitions
 from storage._sql import is_unique_violation
 from storage.accounts import LedgerKind
 from storage.database import (
     DEFAULT_DATABASE_URL,
+    checkpoint,
     create_engine,
     create_sessionmaker,
     run_on_connection,
@@ -34,11 +35,11 @@ from storage.database import (
 from storage.errors import DuplicateInteraction, DuplicateOperation
 from storage.guilds import GuildSettingsChanges
 from storage.jobs import JobRequest
-from storage.models import GuildSettings, Job, detached_job
+from storage.models import GuildSettings, Job, Quote, detached_job
 from storage.periods import as_utc, period_start, utcnow
-from storage.results import Balance, BudgetSnapshot, GrantResult
-from storage.states import DeliveredVia, JobState
-from storage.transitions import Action, Details
+from storage.results import Balance, BudgetSnapshot, ForgetReport, GrantResult
+from storage.states import TERMINAL_STATES, DeliveredVia, JobState, QuoteState
+from storage.transitions import FORGOTTEN, Action, Details
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ DEFAULT_LEASE = timedelta(seconds=60)
 COMMAND_TREE_HASH_KEY = "command_tree_hash"
 #: Why a job the bot was submitting when it stopped is lost.
 LOST_IN_FLIGHT = "the bot stopped while submitting; the outcome is unknown"
+#: Jobs handled per transaction when a member's words are erased (a unit of work stays short).
+ERASE_BATCH = 100
+#: Jobs whose member asked to be forgotten while the provider works on them: erased when they end.
+AT_THE_PROVIDER = (JobState.SUBMITTING, JobState.PROCESSING, JobState.COMPLETED)
 
 
 class Storage:
@@ -574,3 +579,117 @@ class Storage:
         """The jobs being submitted or generated now, oldest first (at most ``limit``)."""
         async with self._maker() as s, s.begin():
             return await jobs.in_flight(s, limit=limit)
+
+    # -- issue 13: quotes before spending, forgetting a member, retention --------------------------------
+
+    async def create_quote(
+        self,
+        *,
+        interaction_id: int,
+        guild_id: int,
+        user_id: int,
+        channel_id: int,
+        request: dict[str, Any],
+        estimate: int,
+        lifetime: timedelta,
+    ) -> Quote:
+        """Store a quote open for ``lifetime``; :class:`~storage.errors.DuplicateInteraction` when this
+        interaction already has one (a retried delivery of the same command)."""
+        now = self.now()
+        values = {
+            "interaction_id": interaction_id,
+            "guild_id": guild_id,
+            "user_id": user_id,
+            "channel_id": channel_id,
+            "request": request,
+            "estimate_credits": estimate,
+            "created_at": now,
+            "expires_at": now + lifetime,
+        }
+        try:
+            async with self._maker() as s, s.begin():
+                return await quotes.insert(s, values)
+        except IntegrityError as error:
+            if not is_unique_violation(error, "interaction_id"):
+                raise
+            raise DuplicateInteraction(interaction_id=interaction_id, job_id=None) from error
+
+    async def get_quote(self, quote_id: int) -> Quote | None:
+        async with self._maker() as s, s.begin():
+            return await s.get(Quote, quote_id)
+
+    async def decide_quote(self, quote_id: int, state: QuoteState) -> Quote | None:
+        """Confirm, cancel or expire an open quote (a compare-and-set: one decision however many
+        presses); the quote as it was, with its request, or ``None`` if it was not open any more.
+        The stored row keeps no request once decided."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            return await quotes.decide(s, quote_id, state, now)
+
+    async def sweep_quotes(self) -> int:
+        """Expire open quotes past their time (clearing their requests) and delete decided ones older
+        than :data:`storage.quotes.KEEP_DECIDED`; how many expired."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            expired = await quotes.expire_due(s, now)
+            await quotes.delete_decided_before(s, now - quotes.KEEP_DECIDED)
+        return expired
+
+    async def forget_member(self, guild_id: int, user_id: int, *, actor_id: int | None) -> ForgetReport:
+        """Erase what the member wrote and linked here, keeping every amount and state.
+
+        Every job of theirs is flagged first, so one that ends meanwhile is erased as it ends. Then, in
+        transactions of :data:`ERASE_BATCH` jobs: the jobs still waiting (review, queue) are cancelled,
+        releasing their credits, and so erased; the jobs that ended are erased. Jobs at the provider
+        stay flagged and are erased when they end. The member's quotes are deleted. On SQLite the WAL
+        is checkpointed afterwards (see :func:`storage.database.checkpoint`).
+        """
+        async with self._maker() as s, s.begin():
+            await jobs.flag_for_erasure(s, guild_id, user_id)
+        cancelled: list[Job] = []
+        while True:
+            now = self.now()
+            async with self._maker() as s, s.begin():
+                waiting = await jobs.of_member_unerased(
+                    s, guild_id, user_id, (JobState.PENDING_REVIEW, JobState.QUEUED), limit=ERASE_BATCH
+                )
+                for job in waiting:
+                    cancelled.append(
+                        await transitions.apply(
+                            s,
+                            job,
+                            "cancel",
+                            owner=None,
+                            now=now,
+                            values={"error": FORGOTTEN},
+                            actor_id=actor_id,
+                            note=FORGOTTEN,
+                        )
+                    )
+            if len(waiting) < ERASE_BATCH:
+                break
+        erased = list(cancelled)
+        while True:
+            now = self.now()
+            async with self._maker() as s, s.begin():
+                ended = await jobs.of_member_unerased(
+                    s, guild_id, user_id, TERMINAL_STATES, limit=ERASE_BATCH
+                )
+                erased += await jobs.erase(s, [job.id for job in ended], now)
+            if len(ended) < ERASE_BATCH:
+                break
+        async with self._maker() as s, s.begin():
+            pending = await jobs.count_of_member_unerased(s, guild_id, user_id, AT_THE_PROVIDER)
+            deleted = await quotes.delete_of_member(s, guild_id, user_id)
+        await checkpoint(self.engine)
+        return ForgetReport(cancelled=cancelled, erased=erased, pending=pending, quotes=deleted)
+
+    async def erase_expired_jobs(self, *, limit: int = ERASE_BATCH) -> int:
+        """Erase up to ``limit`` jobs that ended longer ago than their server's ``retention_days``
+        (0: kept forever), in one transaction; how many."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            erased = await jobs.erase(s, await jobs.past_retention(s, now, limit=limit), now)
+        if erased:
+            await checkpoint(self.engine)
+        return len(erased)

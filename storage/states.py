@@ -64,6 +64,15 @@ class JobOrigin(StrEnum):
     ANIMATE = "animate"  # an image someone posted, through the message menu
 
 
+class QuoteState(StrEnum):
+    """Where a price quote stands: waiting for the member, or decided (and then its request is cleared)."""
+
+    OPEN = "open"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
 S = JobState
 
 #: Every allowed move; anything else raises :class:`storage.errors.InvalidTransition`.

@@ -11,7 +11,9 @@ the member's credits, in the same transaction:
 * nothing: no credit moves.
 
 Whatever the step, a job leaving :data:`~storage.states.ACTIVE_STATES` no longer counts against the
-member's concurrency cap.
+member's concurrency cap. And a job whose member asked to be forgotten while it was being made
+(``erase_requested``) is erased the moment it ends, in the same transaction; should a rate limit put
+it back in the queue instead, it is cancelled there and then (the member asked for nothing more).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from storage import accounts, guilds, jobs
 from storage.accounts import LedgerKind
 from storage.models import Job
 from storage.periods import period_start
-from storage.states import ACTIVE_STATES, JobState
+from storage.states import ACTIVE_STATES, TERMINAL_STATES, JobState
 
 Action = Literal[
     "approve",
@@ -52,6 +54,9 @@ class Step:
 
 
 S, L = JobState, LedgerKind
+
+#: Why a job was cancelled because its member asked to be forgotten.
+FORGOTTEN = "cancelled: the member asked for their prompts to be erased"
 
 #: Each transition of :class:`storage.Storage`, by method name.
 STEPS: dict[Action, Step] = {
@@ -114,6 +119,14 @@ async def apply(
         await guilds.recount_budget(session, moved, 0)
     elif finished:
         await accounts.finish_job(session, moved.guild_id, moved.user_id, now)
+    if moved.erase_requested and moved.erased_at is None:
+        if moved.state in TERMINAL_STATES:
+            (moved,) = await jobs.erase(session, [moved.id], now)
+        elif moved.state is JobState.QUEUED:
+            note = FORGOTTEN
+            return await apply(
+                session, moved, "cancel", owner=None, now=now, values={"error": note}, note=note
+            )
     return moved
 
 

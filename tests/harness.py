@@ -105,6 +105,25 @@ class Harness:
         assert callback.ephemeral
         return await interaction.wait_followup()
 
+    async def press(
+        self, message: Any, prefix: str, *, user_id: int | None = None, **kwargs: Any
+    ) -> FakeInteraction:
+        """Press the button of ``message`` whose custom_id starts with ``prefix`` (``"quote:confirm:"``)."""
+        (custom_id,) = [c for c in message.custom_ids() if c.startswith(prefix)]
+        return await self.fake.send_component(
+            custom_id,
+            message_id=message.id,
+            user_id=user_id if user_id is not None else self.member_id,
+            **kwargs,
+        )
+
+    async def confirmed(self, quote: Any, *, user_id: int | None = None) -> Any:
+        """Press Confirm on a quote; what the member reads next (the receipt, or a refusal)."""
+        press = await self.press(quote, "quote:confirm:", user_id=user_id)
+        callback = await press.wait_callback()
+        assert callback.type == 6, f"expected a deferred update first, got {callback.type}"
+        return await press.wait_followup()
+
     def public_messages(self, channel_id: int | None = None) -> list[Any]:
         return self.fake.messages_in(channel_id or self.videos, include_ephemeral=False)
 

@@ -68,6 +68,9 @@ async def test_the_group_is_synced_with_the_documented_names_and_permissions(har
         "budget": ["credits", "period"],
         "directory": ["enabled"],
         "settings": [],
+        "confirm": ["credits"],
+        "retention": ["days"],
+        "forget": ["member"],
     }
     assert {
         name: [o["name"] for o in sub.get("options", [])] for name, sub in subcommands.items()
@@ -98,6 +101,9 @@ def every_subcommand(h: Harness) -> list[tuple[str, dict[str, Any]]]:
         ("budget", {"credits": 1, "period": "daily"}),
         ("directory", {"enabled": True}),
         ("settings", {}),
+        ("confirm", {"credits": 0}),
+        ("retention", {"days": 0}),
+        ("forget", {"member": h.member_id}),
     ]
 
 
@@ -319,7 +325,7 @@ async def test_directory_discount_is_announced_on_receipts(harness: Harness) -> 
     on = await admin(h, "directory", enabled=True)
     assert "10 credits less" in on.content
     assert "public Prompt Directory" in on.content
-    receipt = await video(h)
+    receipt = await h.confirmed(await video(h))  # every request is quoted first while it is on
     assert "Prompt Directory" in receipt.embeds[0]["description"]
     (job,) = await h.storage.list_jobs(h.guild_id, h.member_id)
     assert job.directory_optin is True
@@ -358,7 +364,8 @@ async def test_settings_shows_everything_with_spend_and_jobs_in_flight(harness: 
     await admin(h, "blocklist", action="add", term="gore")
     await admin(h, "budget", credits=5000, period="monthly")
     await admin(h, "directory", enabled=True)
-    await video(h)
+    await h.confirmed(await video(h))
+    await admin(h, "retention", days=30)
 
     answer = await admin(h, "settings")
     (embed,) = answer.embeds
@@ -374,6 +381,8 @@ async def test_settings_shows_everything_with_spend_and_jobs_in_flight(harness: 
     assert field(embed, "Jobs in flight") == "1: 1 waiting for review"
     assert field(embed, "Blocklist (1)") == "“gore”"
     assert field(embed, "Per member") == "2 at a time · default model Kling 3.0"
+    assert field(embed, "Price confirmation") == "Every request (the Prompt Directory discount is on)"
+    assert field(embed, "Retention") == "30 days after a video ends"
 
 
 async def test_settings_of_a_new_server_are_the_defaults(harness: Harness) -> None:
@@ -389,6 +398,8 @@ async def test_settings_of_a_new_server_are_the_defaults(harness: Harness) -> No
         "Server budget": "No cap (0 credits spent this month)",
         "Jobs in flight": "None",
         "Per member": "2 at a time · default model Kling 3.0",
+        "Price confirmation": f"Above {defaults.confirm_above_credits} credits",
+        "Retention": f"{defaults.retention_days} days after a video ends",
         "Blocklist (0)": "Empty",
     }
 

@@ -53,7 +53,7 @@ async def test_commands_are_synced_with_the_documented_names(harness: Harness) -
     commands = {c["name"]: c for c in harness.fake.synced_commands(harness.guild_id)}
     assert {"video", "credits"} <= set(commands)
     video = {o["name"]: o for o in commands["video"]["options"]}
-    assert set(video) == {"text", "image", "jobs"}
+    assert set(video) == {"text", "image", "jobs", "forget"}
     text = {o["name"]: o for o in video["text"]["options"]}
     assert list(text) == ["prompt", "model", "duration", "quality", "aspect_ratio", "sound", "multi_shot"]
     image = [o["name"] for o in video["image"]["options"]]
@@ -380,7 +380,9 @@ async def test_with_a_review_channel_the_job_waits_for_review(harness: Harness) 
 async def test_the_directory_discount_is_announced(harness: Harness) -> None:
     h = harness
     await h.storage.update_guild_settings(h.guild_id, directory_discount=True)
-    receipt = await h.answer(await h.command("video", "text", prompt="A calm lake", model="kling-2.6"))
+    quote = await h.answer(await h.command("video", "text", prompt="A calm lake", model="kling-2.6"))
+    assert "will be published in UlazAI's public directory" in quote.embeds[0]["description"]
+    receipt = await h.confirmed(quote)  # publishing needs the member's click (tests/cogs/test_quotes.py)
     assert "Prompt Directory" in receipt.embeds[0]["description"]
     (job,) = await h.storage.list_jobs(h.guild_id, h.member_id)
     assert job.directory_optin is True

@@ -22,11 +22,17 @@ async def test_sqlite_pragmas(sqlite_template: Path, tmp_path: Path) -> None:
         async with engine.connect() as conn:
             values = {
                 name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
-                for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+                for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "secure_delete")
             }
     finally:
         await engine.dispose()
-    assert values == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30_000, "synchronous": 1}
+    assert values == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "busy_timeout": 30_000,
+        "synchronous": 1,
+        "secure_delete": 1,  # erased words are overwritten, not left in free space
+    }
 
 
 async def test_every_transaction_takes_the_write_lock_at_begin(sqlite_template: Path, tmp_path: Path) -> None:
@@ -70,3 +76,20 @@ def test_utc_datetime_type() -> None:
     assert loaded.tzinfo is UTC
     with pytest.raises(ValueError, match="naive"):
         column.process_bind_param(datetime(2025, 6, 1), sqlite_dialect)
+
+
+async def test_statement_errors_never_show_their_parameters(sqlite_template: Path, tmp_path: Path) -> None:
+    """A failed statement's text reaches the logs in a traceback; its parameters (prompts) must not."""
+    path = tmp_path / "hidden.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(sa.exc.DBAPIError) as failed:
+                await conn.execute(
+                    sa.text("INSERT INTO no_such_table VALUES (:prompt)"), {"prompt": "a secret"}
+                )
+    finally:
+        await engine.dispose()
+    assert "no_such_table" in str(failed.value)
+    assert "a secret" not in str(failed.value)

@@ -196,3 +196,28 @@ def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/twice.db"
     migrate_in_thread(url)
     migrate_in_thread(url)
+
+
+async def test_upgrade_dates_the_end_of_jobs_that_already_ended(empty_url: str) -> None:
+    """0005 fills ``ended_at`` from ``updated_at`` for jobs in an ending state (when their row last
+    changed), so retention counts from then; unfinished jobs get none; the new settings get defaults."""
+    await upgrade_to_head(empty_url)
+    clock = FakeClock()
+    async with Storage(empty_url, clock=clock) as storage:
+        cancelled = await make_job(storage, estimate=10)
+        await storage.cancel(cancelled.id or 0, actor_id=None)
+        ended_at = clock.current
+        clock.advance(days=3)
+        waiting = await make_job(storage, estimate=10)
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_url), "0004")
+    await upgrade_to_head(empty_url)
+    async with Storage(empty_url, clock=clock) as storage:
+        ended = await storage.get_job(cancelled.id or 0)
+        still = await storage.get_job(waiting.id or 0)
+        settings = await storage.get_guild_settings(1)
+    assert ended is not None
+    assert still is not None
+    assert (ended.ended_at, ended.erase_requested, ended.erased_at) == (ended_at, False, None)
+    assert still.ended_at is None
+    assert (settings.confirm_above_credits, settings.retention_days) == (200, 90)
+    assert await _schema_diff(empty_url) == []
