@@ -33,7 +33,10 @@ PNG = png(4, 3)
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     async with running_bot(tmp_path) as h:
         h.sandbox.estimated_time.update(FAST)
-        await h.storage.update_guild_settings(h.guild_id, allowance_credits=2000, max_active_jobs=5)
+        # These tests are about iterating, not quotes: requests go straight through (test_quotes.py).
+        await h.storage.update_guild_settings(
+            h.guild_id, allowance_credits=2000, max_active_jobs=5, confirm_above_credits=0
+        )
         yield h
 
 
@@ -308,7 +311,9 @@ async def test_continue_and_remix_outlive_a_restart(tmp_path: Path) -> None:
         fake.add_default_guild()
         sandbox.estimated_time.update(FAST)
         async with running_bot(tmp_path, fake=fake, database_url=url, sandbox=sandbox) as h:
-            await h.storage.update_guild_settings(h.guild_id, allowance_credits=2000, max_active_jobs=5)
+            await h.storage.update_guild_settings(
+                h.guild_id, allowance_credits=2000, max_active_jobs=5, confirm_above_credits=0
+            )
             job, video = await delivered(h)
             await open_modal(h, "remix", job, video, h.member_id)  # opened, not submitted
         async with running_bot(tmp_path, fake=fake, database_url=url, sandbox=sandbox) as h:
@@ -485,3 +490,31 @@ async def test_an_animate_modal_outlives_a_restart_when_the_message_can_be_read(
             )
             assert len(h.provider_calls("upload")) == 1
             assert len(await h.storage.list_jobs(h.guild_id, h.member_id)) == 1
+
+
+async def test_a_quoted_continuation_makes_its_start_frame_only_after_confirm(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    job, video = await delivered(h, model="kling-2.6")
+    await h.storage.update_guild_settings(h.guild_id, confirm_above_credits=50)  # every request is quoted
+    await open_modal(h, "continue", job, video, h.admin_id)
+    quote = await submit(
+        h, f"video:continue-modal:{job.id}", {"prompt": "The keeper walks out", "duration": ""}, h.admin_id,
+        message_id=video.id,
+    )  # fmt: skip
+    assert any(c.startswith("quote:confirm:") for c in quote.custom_ids())  # a quote, not a receipt
+    assert h.provider_calls("upload") == []  # no frame is made or uploaded for a quote
+    assert await h.storage.list_jobs(h.guild_id, h.admin_id) == []  # nothing is held or queued yet
+    receipt = await h.confirmed(quote, user_id=h.admin_id)
+    assert receipt.embeds[0]["title"] == "Your video is queued"
+    (upload,) = h.provider_calls("upload")
+    continuation = await newest_job(h, h.admin_id)
+    assert (continuation.origin, continuation.parent_job_id) == (JobOrigin.CONTINUE, job.id)
+    assert continuation.start_frame_url is not None
+    await assert_same_picture(
+        upload_of(h, continuation.start_frame_url),
+        await last_frame_of(h.fake.attachment_bytes(video.attachments[0]), tmp_path),
+    )
+    # What the continuation came with survives the quote: the model note, on the receipt.
+    assert "Kling 2.6 videos continue on Kling 3.0" in receipt.embeds[0]["description"]
