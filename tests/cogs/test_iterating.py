@@ -508,7 +508,7 @@ async def test_a_quoted_continuation_makes_its_start_frame_only_after_confirm(
     assert await h.storage.list_jobs(h.guild_id, h.admin_id) == []  # nothing is held or queued yet
     receipt = await h.confirmed(quote, user_id=h.admin_id)
     assert receipt.embeds[0]["title"] == "Your video is queued"
-    (upload,) = h.provider_calls("upload")
+    assert len(h.provider_calls("upload")) == 1  # the start frame, once
     continuation = await newest_job(h, h.admin_id)
     assert (continuation.origin, continuation.parent_job_id) == (JobOrigin.CONTINUE, job.id)
     assert continuation.start_frame_url is not None
