@@ -57,10 +57,10 @@ from storage.errors import (
 )
 from storage.guilds import GuildSettingsChanges
 from storage.jobs import JobRequest
-from storage.models import BotState, GuildSettings, Job, LedgerEntry, MemberAccount
+from storage.models import Ban, BotState, GuildSettings, Job, LedgerEntry, MemberAccount, ProviderAccount
 from storage.periods import Period
-from storage.results import Balance, BudgetSnapshot, GrantResult
-from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, Storage
+from storage.results import AccountState, Balance, BudgetSnapshot, GrantResult, Resumed
+from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, WAITING_STATES, Storage
 from storage.states import ACTIVE_STATES, TERMINAL_STATES, TRANSITIONS, DeliveredVia, JobState
 
 __all__ = [
@@ -70,7 +70,10 @@ __all__ = [
     "DEFAULT_LEASE",
     "TERMINAL_STATES",
     "TRANSITIONS",
+    "WAITING_STATES",
+    "AccountState",
     "Balance",
+    "Ban",
     "BotState",
     "BudgetExceeded",
     "BudgetSnapshot",
@@ -92,6 +95,8 @@ __all__ = [
     "LedgerKind",
     "MemberAccount",
     "Period",
+    "ProviderAccount",
+    "Resumed",
     "StaleState",
     "Storage",
     "StorageError",

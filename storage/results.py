@@ -55,3 +55,28 @@ class BudgetSnapshot:
     @property
     def remaining(self) -> int | None:
         return None if self.budget is None else max(self.budget - self.spent, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """What the bot knows of the operator's UlazAI account (:class:`storage.models.ProviderAccount`).
+
+    ``paused``: submissions wait because the provider answered ``status`` (401 or 402) with ``message``
+    at ``since``; ``last_probe_at`` is when a queued job was last sent to see whether it works again.
+    """
+
+    paused: bool = False
+    status: int | None = None
+    message: str | None = None
+    since: datetime | None = None
+    last_probe_at: datetime | None = None
+    credits_remaining: int | None = None
+    credits_seen_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """A pause that ended (``account`` as it was just before) and the servers that were told of it."""
+
+    account: AccountState
+    guild_ids: list[int]
