@@ -118,8 +118,18 @@ def parameters(job: Job) -> str:
     return " · ".join(parts)
 
 
-def status_card(job: Job, *, queue_position: int | None = None, now: datetime | None = None) -> discord.Embed:
-    """The public card in the channel; everyone sees the request move through its states."""
+#: On a waiting job's card while the provider account is paused (issue 14: the circuit breaker).
+PAUSED_NOTE = (
+    "The server's video account needs attention, so videos wait in line with their credits held until "
+    "an admin fixes it. The request can still be cancelled."
+)
+
+
+def status_card(
+    job: Job, *, queue_position: int | None = None, now: datetime | None = None, paused: bool = False
+) -> discord.Embed:
+    """The public card in the channel; everyone sees the request move through its states. ``paused``:
+    the provider account needs attention (said on a queued job's card)."""
     embed = discord.Embed(
         title="Text to video" if job.mode == "text_to_video" else "Image to video",
         description=job.prompt,
@@ -129,6 +139,8 @@ def status_card(job: Job, *, queue_position: int | None = None, now: datetime | 
     embed.add_field(name="Settings", value=parameters(job), inline=True)
     embed.add_field(name="Cost", value=f"{job_cost(job)} credits", inline=True)
     embed.add_field(name="Status", value=state_line(job, queue_position, now), inline=False)
+    if paused and job.state is JobState.QUEUED:
+        embed.add_field(name="⚠️ Paused", value=PAUSED_NOTE, inline=False)
     if job.directory_optin:
         embed.add_field(
             name="Prompt Directory",
@@ -168,10 +180,14 @@ async def refresh_status_card(bot: KlingBot, job: Job) -> None:
     """Re-render the public card after a change; a card someone deleted is not worth failing over."""
     if job.status_message_id is None:
         return
-    position = await bot.storage.queue_position(job.id) if job.state is JobState.QUEUED and job.id else None
+    queued = job.state is JobState.QUEUED and job.id is not None
+    position = await bot.storage.queue_position(job.id) if queued and job.id else None
+    paused = queued and (await bot.storage.provider_account()).paused
     message = bot.get_partial_messageable(job.channel_id).get_partial_message(job.status_message_id)
     try:
-        await message.edit(embed=status_card(job, queue_position=position), allowed_mentions=NO_MENTIONS)
+        await message.edit(
+            embed=status_card(job, queue_position=position, paused=paused), allowed_mentions=NO_MENTIONS
+        )
     except discord.HTTPException as error:
         log.warning("Could not update the status card of job %s: %s", job.id, error)
 

@@ -6,6 +6,8 @@ cards in place, tells members and the audit log how their job ended, and posts e
 download to a temporary file, attach (or link when too big), with a nonce so a retry after a crash
 cannot post twice, in the channel or, when the channel refuses, by direct message; then the worker
 commits ``delivered`` at once. Now and then it also refreshes the queue positions shown on cards.
+When this process pauses or resumes the provider line (:mod:`generation.breaker`), it tells the
+servers and redraws the waiting cards (:mod:`cogs.provider_line`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +27,13 @@ import discord
 from discord.ext import commands, tasks
 
 from cogs import audit as audit_lines
-from cogs import cards, views
+from cogs import cards, provider_line, views
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, mention_only
 from generation import outcomes
 from generation.outcomes import Posted
 from generation.worker import TICK_SECONDS, Worker
-from storage import DeliveredVia, Job, JobState
+from storage import AccountState, DeliveredVia, Job, JobState, Resumed
 from ulazai.download import (
     DownloadedVideo,
     DownloadError,
@@ -59,14 +62,17 @@ def nonce_for(job_id: int) -> str:
 class CardEditor:
     """Edits status cards in place: at most one edit per card every few seconds, none when unchanged."""
 
-    def __init__(self, bot: KlingBot) -> None:
+    def __init__(self, bot: KlingBot, paused: Callable[[], bool] = lambda: False) -> None:
         self.bot = bot
+        self.paused = paused
         self._last: dict[int, tuple[float, dict[str, Any]]] = {}
 
     async def update(self, job: Job, *, queue_position: int | None = None, force: bool = False) -> None:
         if job.status_message_id is None:
             return
-        embed = cards.status_card(job, queue_position=queue_position, now=self.bot.storage.now())
+        embed = cards.status_card(
+            job, queue_position=queue_position, now=self.bot.storage.now(), paused=self.paused()
+        )
         payload = embed.to_dict()
         last = self._last.get(job.status_message_id)
         if last is not None and last[1] == payload:
@@ -101,8 +107,10 @@ class Delivery(commands.Cog):
             max_in_flight=settings.max_concurrent_generations,
             processing_timeout=timedelta(minutes=settings.processing_timeout_minutes),
             provider_max_rps=settings.provider_max_rps,
+            probe_interval=timedelta(seconds=settings.provider_pause_probe_seconds),
+            metrics=bot.metrics,
         )
-        self.cards = CardEditor(bot)
+        self.cards = CardEditor(bot, paused=lambda: self.worker.account.paused)
         self.allow_private_downloads = False
         self._queue_refreshed = 0.0
         self._queue_task: asyncio.Task[None] | None = None
@@ -189,6 +197,19 @@ class Delivery(commands.Cog):
             )
         else:
             await audit(self.bot, job.guild_id, audit_lines.delivered(job))
+
+    async def paused(self, account: AccountState) -> None:
+        await provider_line.tell_paused(self.bot, account)
+        self._shown_position.clear()
+        await provider_line.redraw_waiting_cards(self.bot)
+
+    async def resumed(self, resumed: Resumed) -> None:
+        await provider_line.tell_resumed(self.bot, resumed)
+        self._shown_position.clear()
+        await provider_line.redraw_waiting_cards(self.bot)
+
+    async def low_credits(self, crossings: list[tuple[int, int]], remaining: int) -> None:
+        await provider_line.tell_low_credits(self.bot, crossings, remaining)
 
     # -- posting -------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import discord
 
-from cogs import requesting, reviewing
+from cogs import moderation, requesting, reviewing
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral, answer_error
 from storage import Job, JobState
@@ -80,6 +80,8 @@ class CancelButton(JobButton, prefix="video:cancel", label="Cancel"):
     """Cancels a job that has not been submitted yet; only its requester may press it."""
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        if await moderation.refuse_banned(interaction):
+            return False
         job = await self.bot_of(interaction).storage.get_job(self.job_id)
         if job is None or job.user_id != interaction.user.id:
             await interaction.response.send_message(
@@ -108,6 +110,9 @@ class RegenerateButton(
 ):
     """Makes the same video again, charged to whoever presses, through every check of a new request."""
 
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return not await moderation.refuse_banned(interaction)
+
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
@@ -120,6 +125,8 @@ class DeleteVideoButton(JobButton, prefix="video:delete", label="Delete", emoji=
     """Deletes a posted video: its requester, or anyone who may manage messages here."""
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        if await moderation.refuse_banned(interaction):
+            return False
         job = await self.bot_of(interaction).storage.get_job(self.job_id)
         if job is not None and job.user_id == interaction.user.id:
             return True
@@ -235,6 +242,35 @@ def review_view(job: Job) -> discord.ui.View:
     return view
 
 
+# -- issue 14: on the moderators' list of jobs in flight (/kling-admin jobs) --------------------------
+
+
+class AdminCancelButton(JobButton, prefix="admin:cancel", label="Cancel", emoji="↩️"):
+    """Cancels a waiting job (review or queue) and gives its credits back; moderators only."""
+
+    def __init__(self, job_id: int, *, disabled: bool = False) -> None:
+        super().__init__(job_id, disabled=disabled)
+        self.item.label = f"Cancel #{job_id}"
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return await reviewing.allow_moderators(interaction)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True)
+        try:
+            await moderation.cancel(interaction, self.job_id)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"moderator's Cancel of job {self.job_id}")
+
+
+def admin_jobs_view(job_ids: list[int]) -> discord.ui.View:
+    """A Cancel button per waiting job of the list (Discord: at most 25 buttons on a message)."""
+    view = discord.ui.View(timeout=None)
+    for job_id in job_ids[:25]:
+        view.add_item(AdminCancelButton(job_id))
+    return view
+
+
 #: Registered by the bot at start-up, so buttons posted before a restart are handled.
 DYNAMIC_ITEMS: tuple[type[JobButton], ...] = (
     CancelButton,
@@ -242,4 +278,5 @@ DYNAMIC_ITEMS: tuple[type[JobButton], ...] = (
     DeleteVideoButton,
     ApproveButton,
     RejectButton,
+    AdminCancelButton,
 )

@@ -77,3 +77,11 @@ class AlreadyReceived(Refusal):
 
     def __init__(self) -> None:
         super().__init__("This request was already received.")
+
+
+class MemberBanned(Refusal):
+    """An admin stopped this member from making videos in this server; ``reason`` is theirs, if given."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__("You can't make videos in this server.")
+        self.reason = reason

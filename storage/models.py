@@ -276,6 +276,8 @@ class Job(SQLModel, table=True):
     updated_at: datetime = _when(default_factory=utcnow)
     submitted_at: datetime | None = _when(nullable=True, default=None)
     completed_at: datetime | None = _when(nullable=True, default=None)
+    #: When the video was posted (the usage report's "delivered").
+    delivered_at: datetime | None = _when(nullable=True, default=None)
 
     @property
     def held_credits(self) -> int:

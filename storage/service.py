@@ -442,11 +442,18 @@ class Storage:
     ) -> Job:
         """completed -> delivered: the video was posted as ``message_id``, ``via`` an attachment, a
         link or a direct message (``notes`` say why, in words for the audit log)."""
+        now = self.now()
         return await self._transition(
             job_id,
             "mark_delivered",
             owner=owner,
-            values={"posted_message_id": message_id, "delivered_via": via, "delivery_notes": notes},
+            now=now,
+            values={
+                "posted_message_id": message_id,
+                "delivered_via": via,
+                "delivery_notes": notes,
+                "delivered_at": now,
+            },
         )
 
     async def fail(self, job_id: int, *, owner: str | None, reason: str) -> Job:
@@ -590,7 +597,12 @@ class Storage:
     def watch(self, watcher: Watcher) -> Callable[[], None]:
         """Have ``watcher`` told of every job created or moved from now on; returns how to stop."""
         self._watchers.append(watcher)
-        return lambda: self._watchers.remove(watcher)
+
+        def stop() -> None:
+            if watcher in self._watchers:
+                self._watchers.remove(watcher)
+
+        return stop
 
     def _told(self, what: str, job: Job) -> None:
         for watcher in list(self._watchers):

@@ -5,7 +5,8 @@ one row (created on first use, not here, so a freshly migrated database stays em
 ``python -m storage.copy``) that every process reads: whether submissions are paused after a 401/402,
 when the last probe went, the balance the provider last reported. Guild settings get the alert
 threshold (0: off), whether its line was written for the current crossing, and which pause the
-server's audit log was told of.
+server's audit log was told of. Jobs get ``delivered_at`` (filled from ``updated_at`` for the jobs
+delivered before, the moment they were last touched).
 
 Revision ID: 0004
 Revises: 0003
@@ -61,9 +62,21 @@ def upgrade() -> None:
     with op.batch_alter_table("guild_settings", schema=None) as batch_op:
         batch_op.alter_column("credits_alert", server_default=None)
         batch_op.alter_column("credits_alert_sent", server_default=None)
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True))
+    # A job delivered before this column existed was last touched when it was delivered.
+    jobs = sa.table(
+        "jobs",
+        sa.column("state", sa.String(20)),
+        sa.column("updated_at", sa.DateTime(timezone=True)),
+        sa.column("delivered_at", sa.DateTime(timezone=True)),
+    )
+    op.execute(jobs.update().where(jobs.c.state == "delivered").values(delivered_at=jobs.c.updated_at))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("delivered_at")
     with op.batch_alter_table("guild_settings", schema=None) as batch_op:
         batch_op.drop_column("pause_notified_at")
         batch_op.drop_column("credits_alert_sent")

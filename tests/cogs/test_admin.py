@@ -68,6 +68,12 @@ async def test_the_group_is_synced_with_the_documented_names_and_permissions(har
         "budget": ["credits", "period"],
         "directory": ["enabled"],
         "settings": [],
+        "usage": ["period"],
+        "resume": [],
+        "alert": ["credits"],
+        "jobs": [],
+        "ban": ["member", "reason"],
+        "unban": ["member"],
     }
     assert {
         name: [o["name"] for o in sub.get("options", [])] for name, sub in subcommands.items()
@@ -98,6 +104,12 @@ def every_subcommand(h: Harness) -> list[tuple[str, dict[str, Any]]]:
         ("budget", {"credits": 1, "period": "daily"}),
         ("directory", {"enabled": True}),
         ("settings", {}),
+        ("usage", {}),
+        ("resume", {}),
+        ("alert", {"credits": 100}),
+        ("jobs", {}),
+        ("ban", {"member": h.member_id, "reason": "spam"}),
+        ("unban", {"member": h.member_id}),
     ]
 
 
@@ -390,6 +402,10 @@ async def test_settings_of_a_new_server_are_the_defaults(harness: Harness) -> No
         "Jobs in flight": "None",
         "Per member": "2 at a time · default model Kling 3.0",
         "Blocklist (0)": "Empty",
+        "Video line": "Video generation is running. UlazAI has not reported the account's balance yet "
+        "(Kling 2.6 videos carry it).",
+        "Low-balance alert": "Off",
+        "Banned (0)": "None",
     }
 
 

@@ -196,3 +196,19 @@ def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/twice.db"
     migrate_in_thread(url)
     migrate_in_thread(url)
+
+
+async def test_upgrade_dates_the_deliveries_made_before_delivered_at(empty_url: str) -> None:
+    """Jobs delivered before ``delivered_at`` existed get the moment they were last touched."""
+    await upgrade_to_head(empty_url)
+    async with Storage(empty_url, clock=FakeClock()) as storage:
+        await storage.grant(1, 10, 1000, actor_id=7)
+        delivered = await _delivered(storage, DeliveredVia.ATTACHMENT, "attached")
+        waiting = (await make_job(storage, estimate=10)).id or 0
+        touched = (await storage.get_job(delivered)).updated_at  # type: ignore[union-attr]
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_url), "0003")
+    await upgrade_to_head(empty_url)
+    async with Storage(empty_url) as storage:
+        assert (await storage.get_job(delivered)).delivered_at == touched  # type: ignore[union-attr]
+        assert (await storage.get_job(waiting)).delivered_at is None  # type: ignore[union-attr]
+    assert await _schema_diff(empty_url) == []
