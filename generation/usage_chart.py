@@ -74,7 +74,7 @@ def render(
         axes.set_ylim(0, 1)
         axes.text(0.5, 0.5, "No credits spent", transform=axes.transAxes, ha="center", va="center")
     if per_model or budget_pace is not None:
-        axes.legend(loc="upper left")
+        axes.legend(loc="best")
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     out = io.BytesIO()

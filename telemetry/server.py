@@ -28,13 +28,15 @@ REFRESH_TIMEOUT: Final = 5.0
 
 
 def health_problem(
-    *, closed: bool, connected: bool, worker_age: float | None, max_age: float = WORKER_MAX_AGE
+    *, closed: bool, connected: bool, worker_age: float | None, max_age: float | None = None
 ) -> str | None:
     """Why the bot is unhealthy, in one line, or ``None`` when it is healthy.
 
     ``connected``: the gateway is up and ready; ``worker_age``: seconds since the delivery worker
-    last finished a pass (``None``: it never did, or does not run in this process).
+    last finished a pass (``None``: it never did, or does not run in this process); ``max_age``:
+    how old that may be (default :data:`WORKER_MAX_AGE`).
     """
+    max_age = WORKER_MAX_AGE if max_age is None else max_age
     if closed:
         return "the bot is shutting down"
     if not connected:
