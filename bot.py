@@ -202,12 +202,14 @@ class KlingBot(commands.Bot):
         )
 
     async def refresh_gauges(self) -> None:
-        """The gauges that come from the database (the whole bot's queue), read at scrape time."""
+        """The gauges that come from the database (the whole bot's queue, the shared pause), read at
+        scrape time."""
         counts = await self.storage.state_counts([JobState.QUEUED, JobState.SUBMITTING, JobState.PROCESSING])
         self.metrics.queue(
             queued=counts[JobState.QUEUED],
             in_flight=counts[JobState.SUBMITTING] + counts[JobState.PROCESSING],
         )
+        self.metrics.paused((await self.storage.provider_account()).paused)
 
 
 def point_discord_at(api_base: str | None, gateway: str | None) -> None:

@@ -165,6 +165,13 @@ async def test_an_upload_answered_402_pauses_the_line_and_new_requests_wait(tmp_
         (job,) = await h.storage.list_jobs(h.guild_id, h.admin_id)
         assert job.state is JobState.QUEUED
         assert len(lines(h.fake, h.general, "⏸️")) == 1
+        # While paused, a waiting request can still be cancelled, its credits back.
+        press = await h.fake.send_component(
+            f"video:cancel:{job.id}", message_id=receipt.id, user_id=h.admin_id
+        )
+        assert (await press.wait_callback()).type == 7
+        assert (await h.storage.get_job(job.id or 0)).state is JobState.CANCELLED  # type: ignore[union-attr]
+        assert (await h.storage.balance(h.guild_id, h.admin_id)).reserved == 0
 
 
 async def _paused(storage: Storage) -> bool:
