@@ -33,6 +33,12 @@ Decisions (where the issue left a choice):
   counts against the member's cap.
 * **How a video was delivered** (attachment, link, direct message) is the job's ``delivered_via``;
   its ``delivery_notes`` are words for people (the audit log), never parsed to tell which.
+* **The provider account** (:mod:`storage.provider_account`) is one row every process reads: the
+  pause after a 401/402, which one process starts, ends, or takes a probe slot of, by
+  compare-and-set; servers are told of a pause once each (``pause_notified_at``), and of a low
+  balance once per crossing (``credits_alert_sent``). No claim for submission is made while paused.
+* **A ban** (:mod:`storage.bans`) cancels the member's jobs in review or queued, with their credits
+  back, in the ban's own transaction; jobs already at the provider go on.
 
 See :mod:`storage.states` for the transition table, :mod:`storage.transitions` for what each of the
 facade's transitions does to credits, :mod:`storage.accounts` for the ledger, :mod:`storage.results`
