@@ -105,6 +105,7 @@ async def test_a_ban_refuses_every_request_and_button_and_unban_restores_them(ha
 
 async def test_only_manage_server_can_ban(harness: Harness) -> None:
     h = harness
+    assert h.bot.metrics_server is None  # METRICS_PORT unset: no HTTP server at all
     moderator = h.fake.add_member(h.guild_id, name="mod", permissions=Permission.MANAGE_MESSAGES).user_id
     for user_id in (h.member_id, moderator):
         interaction = await h.command("kling-admin", "ban", user_id=user_id, member=h.admin_id)
