@@ -21,7 +21,8 @@ FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    HEARTBEAT_FILE=/app/data/heartbeat
+    HEARTBEAT_FILE=/app/data/heartbeat \
+    MPLCONFIGDIR=/tmp/matplotlib
 # The base image's own installers are not needed to run the bot either (same setuptools 65).
 RUN python -m pip uninstall --yes pip setuptools wheel \
  && groupadd --gid 10001 kling \
@@ -37,5 +38,6 @@ RUN python -m compileall -q /app \
  && chown 10001:10001 /app/data
 USER 10001:10001
 VOLUME ["/app/data"]
+# With METRICS_PORT set it asks the bot's /healthz, otherwise it reads the heartbeat file (healthcheck.py).
 HEALTHCHECK --interval=60s --timeout=10s --start-period=90s --retries=3 CMD ["python", "healthcheck.py"]
 CMD ["python", "bot.py"]

@@ -19,7 +19,9 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Final
 
 import aiohttp
@@ -33,10 +35,14 @@ import media
 from cogs import views
 from cogs.common import NO_MENTIONS, Interaction, answer_error
 from config import Settings, describe_errors, load_settings
+from generation import metering
 from generation.eta import EtaBook
 from logs import setup_logging
 from startup import DiscordUnreachable, login_with_retries, unwritable_folder
-from storage import COMMAND_TREE_HASH_KEY, Storage
+from storage import COMMAND_TREE_HASH_KEY, JobState, Storage
+from storage.models import MODELS
+from telemetry.metrics import Metrics
+from telemetry.server import MetricsServer, health_problem
 from ulazai.client import UlazAIClient
 from ulazai.ratelimit import RateLimiter
 
@@ -80,6 +86,8 @@ class KlingBot(commands.Bot):
     storage: Storage
     ulazai: UlazAIClient
     eta: EtaBook
+    metrics: Metrics
+    metrics_server: MetricsServer | None
 
     def __init__(
         self,
@@ -96,6 +104,7 @@ class KlingBot(commands.Bot):
         discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True  # channels, roles and permissions; slash commands need nothing privileged
+        metrics = Metrics(models=MODELS)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -103,7 +112,10 @@ class KlingBot(commands.Bot):
             allowed_mentions=NO_MENTIONS,
             help_command=None,
             guild_ready_timeout=guild_ready_timeout,
+            http_trace=metrics.ack_trace(),  # times every interaction's acknowledgement
         )
+        self.metrics = metrics
+        self.metrics_server = None
         self.settings = settings
         self.extensions_to_load = tuple(INITIAL_EXTENSIONS if extensions is None else extensions)
         self.http_session = http_session
@@ -118,6 +130,8 @@ class KlingBot(commands.Bot):
         )
         #: When videos should be ready, for their status cards (issue 12).
         self.eta = EtaBook(storage, max_in_flight=settings.max_concurrent_generations)
+        self.ulazai.add_observer(metrics.provider_call)
+        self._unwatch = storage.watch(partial(metering.count, metrics))
         #: When the delivery worker last finished a pass (monotonic seconds); the heartbeat reads it.
         self.worker_heartbeat: float | None = None
 
@@ -132,6 +146,15 @@ class KlingBot(commands.Bot):
             except Exception:
                 log.exception("Failed to load extension %s", extension)
         await self.sync_commands()
+        if self.settings.metrics_port is not None:
+            self.metrics_server = MetricsServer(
+                self.metrics,
+                health=self.health_problem,
+                refresh=self.refresh_gauges,
+                host=self.settings.metrics_host,
+                port=self.settings.metrics_port,
+            )
+            await self.metrics_server.start()
         # Everything loaded so far lives as long as the process: move it out of the collector's way,
         # so a full collection never pauses the loop for long while interactions wait to be acknowledged.
         gc.collect()
@@ -167,6 +190,34 @@ class KlingBot(commands.Bot):
     async def on_ready(self) -> None:
         # Fires on every reconnect: only log here, never set anything up.
         log.info("Connected as %s to %d server(s)", self.user, len(self.guilds))
+
+    async def close(self) -> None:
+        await super().close()
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
+        self._unwatch()
+
+    # -- what /healthz and /metrics read ------------------------------------------------------------
+
+    def health_problem(self) -> str | None:
+        """Why the bot is unhealthy (``/healthz``), or ``None``: the gateway and the worker's passes."""
+        ws = self.ws
+        beat = self.worker_heartbeat
+        return health_problem(
+            closed=self.is_closed(),
+            connected=self.is_ready() and ws is not None and ws.open,
+            worker_age=None if beat is None else time.monotonic() - beat,
+        )
+
+    async def refresh_gauges(self) -> None:
+        """The gauges that come from the database (the whole bot's queue, the shared pause), read at
+        scrape time."""
+        counts = await self.storage.state_counts([JobState.QUEUED, JobState.SUBMITTING, JobState.PROCESSING])
+        self.metrics.queue(
+            queued=counts[JobState.QUEUED],
+            in_flight=counts[JobState.SUBMITTING] + counts[JobState.PROCESSING],
+        )
+        self.metrics.paused((await self.storage.provider_account()).paused)
 
 
 def point_discord_at(api_base: str | None, gateway: str | None) -> None:

@@ -43,6 +43,9 @@ _HOW_TO_FIX: dict[str, str] = {
     "STARTUP_RETRY_MINUTES": "use a number of minutes from 0 to 1440 (default 10; 0 gives up at the first failure)",
     "MEDIA_WORKERS": "use a whole number from 1 to 64 (default 1)",
     "MEDIA_TIMEOUT_SECONDS": "use a number of seconds above 0 (default 300)",
+    "METRICS_PORT": "use a port number from 1 to 65535, or leave it empty to serve no metrics",
+    "METRICS_HOST": "use an address to listen on, such as 127.0.0.1 (the default) or 0.0.0.0",
+    "PROVIDER_PAUSE_PROBE_SECONDS": "use a number of seconds from 1 to 86400 (default 60)",
     "DISCORD_API_BASE_URL": "remove it (it is only for testing against a local fake Discord)",
     "DISCORD_GATEWAY_URL": "remove it (it is only for testing against a local fake Discord)",
 }
@@ -107,6 +110,12 @@ class Settings(BaseSettings):
     # Only for the test suite and local experiments: point discord.py at a fake Discord.
     discord_api_base_url: str | None = None
     discord_gateway_url: str | None = None
+    # -- issue 14: the operator's cockpit
+    #: Serve /metrics and /healthz on this port (None: off; 0 picks a free port, for tests).
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    metrics_host: str = "127.0.0.1"
+    #: While the provider account is paused, one queued job is tried this often.
+    provider_pause_probe_seconds: Annotated[float, Field(ge=1, le=86_400)] = 60.0
 
     @field_validator("discord_token")
     @classmethod
@@ -140,6 +149,14 @@ class Settings(BaseSettings):
     @classmethod
     def _database_shape(cls, value: str) -> str:
         return _database_shape(value)
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _host_shape(cls, value: str) -> str:
+        host = value.strip()
+        if not host or "/" in host or any(ch.isspace() for ch in host):
+            raise ValueError("is not an address to listen on")
+        return host
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -3,7 +3,9 @@
 Where it runs (``channel``), whether requests wait for a moderator (``review``), who gets how much
 (``quota``, ``grant``), what may not be asked for (``blocklist``), where the audit log goes (``audit``),
 what the whole server may spend (``budget``), the Prompt Directory discount (``directory``), and all of
-it on one embed (``settings``); the price shown first, retention and forgetting (:mod:`cogs.trust_settings`).
+it on one embed (``settings``); the price shown first, retention and forgetting (:mod:`cogs.trust_settings`);
+the operator's cockpit (``usage``, ``resume``, ``alert``, ``jobs``, ``ban``, ``unban``: bodies in
+``cogs.usage_report``, ``cogs.provider_line``, ``cogs.moderation``).
 
 The group carries ``default_permissions(manage_guild=True)``, but a server's admins can hand any
 command to anyone in Server Settings > Integrations, so every subcommand also checks the member's
@@ -22,25 +24,26 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs import trust_settings
+from cogs import blocklist_edits, moderation, provider_line, trust_settings, usage_report
 from cogs.audit import audit, who
-from cogs.common import NO_MENTIONS, Interaction, UserFacingError
+from cogs.common import NO_MENTIONS, Interaction, UserFacingError, check_bot_can_post
 from cogs.settings_card import (
+    ALLOWANCE_PERIODS,
+    BLOCKLIST_ACTIONS,
+    BUDGET_PERIODS,
     EVERY,
-    blocklist_text,
     budget_text,
     grant_texts,
     settings_embed,
     where_videos_may_be_made,
 )
-from generation import checks, server_settings
+from generation import server_settings
 from storage import (
     DuplicateOperation,
     GuildSettings,
     GuildSettingsChanges,
     InvalidSetting,
     JobState,
-    Period,
 )
 from ulazai.pricing import DIRECTORY_DISCOUNT
 
@@ -54,37 +57,12 @@ MAX_TERM_LENGTH = 100
 MAX_CREDITS = 1_000_000
 MAX_BUDGET = 100_000_000
 
-ALLOWANCE_PERIODS = [
-    app_commands.Choice(name="Daily (refills at 00:00 UTC)", value=Period.DAILY.value),
-    app_commands.Choice(name="Weekly (refills on Monday, 00:00 UTC)", value=Period.WEEKLY.value),
-    app_commands.Choice(name="Monthly (refills on the 1st, 00:00 UTC)", value=Period.MONTHLY.value),
-]
-BUDGET_PERIODS = [
-    app_commands.Choice(name="Daily (starts over at 00:00 UTC)", value=Period.DAILY.value),
-    app_commands.Choice(name="Monthly (starts over on the 1st, 00:00 UTC)", value=Period.MONTHLY.value),
-]
-BLOCKLIST_ACTIONS = [
-    app_commands.Choice(name="Add a term", value="add"),
-    app_commands.Choice(name="Remove a term", value="remove"),
-    app_commands.Choice(name="List the terms", value="list"),
-]
+BanReason = app_commands.Range[str, 1, moderation.MAX_REASON]
 
 
 class NotAnAdmin(UserFacingError, app_commands.CheckFailure):
     """The run-time permission check failed. A ``CheckFailure`` so discord.py hands it to the tree's
     ``on_error``, and a ``UserFacingError`` so the member reads this sentence, not a generic one."""
-
-
-def check_bot_can_post(channel: discord.abc.GuildChannel) -> None:
-    """Refuse a review or audit channel the bot could not post in, now rather than at the first request."""
-    granted = channel.permissions_for(channel.guild.me)  # GUILD_CREATE always carries the bot's member
-    missing = checks.missing_posting_permissions(lambda flag: bool(getattr(granted, flag)))
-    if missing:
-        raise UserFacingError(
-            f"I can't post in {channel.mention}: I need the {', '.join(missing)} permission"
-            f"{'s' if len(missing) > 1 else ''} there. Grant {'them' if len(missing) > 1 else 'it'}, "
-            "or pick another channel."
-        )
 
 
 @app_commands.guild_only()
@@ -301,33 +279,7 @@ class Admin(
         term: app_commands.Range[str, 1, MAX_TERM_LENGTH] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True)
-        guild_id = self.guild_id(interaction)
-        if action.value == "list":
-            terms = (await self.bot.storage.get_guild_settings(guild_id)).blocklist_terms
-            await self.done(interaction, f"Blocklist ({len(terms)}): {blocklist_text(terms, 1900)}")
-            return
-        term = (term or "").strip()
-        if not term:
-            raise UserFacingError(f"Say which term to {action.value}: fill in `term`.")
-        shown = f"“{discord.utils.escape_markdown(term)}”"
-
-        edit = server_settings.add_term if action.value == "add" else server_settings.remove_term
-        try:
-            settings = await self.edit(
-                guild_id, lambda current: {"blocklist_terms": edit(current.blocklist_terms, term)}
-            )
-        except server_settings.TermRefused as refused:
-            raise UserFacingError(f"{shown} {refused.message}.") from None
-        count = f"{len(settings.blocklist_terms)} term{'s' if len(settings.blocklist_terms) != 1 else ''}"
-        if action.value == "add":
-            answer = (
-                f"Added {shown}: prompts containing it are refused from now on. The blocklist has {count}."
-            )
-            line = f"added {shown} to the blocklist ({count})."
-        else:
-            answer = f"Removed {shown}. The blocklist has {count}."
-            line = f"removed {shown} from the blocklist ({count})."
-        await self.done(interaction, answer, line)
+        await blocklist_edits.blocklist(self, interaction, action.value, term)
 
     # -- the audit log -------------------------------------------------------------------------------------
 
@@ -422,8 +374,9 @@ class Admin(
         settings = await self.bot.storage.get_guild_settings(guild_id)
         spend = await self.bot.storage.guild_spend(guild_id)
         counts = await self.bot.storage.unfinished_jobs(guild_id)
+        more = await moderation.cockpit_fields(self.bot.storage, guild_id)
         await interaction.followup.send(
-            embed=settings_embed(settings, spend, counts), ephemeral=True, allowed_mentions=NO_MENTIONS
+            embed=settings_embed(settings, spend, counts, more), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
 
     # -- issue 13: the price before anything is spent, retention, forgetting a member ----------------------
@@ -441,6 +394,45 @@ class Admin(
     @app_commands.describe(member="The member whose prompts, image and video links are erased")
     async def forget(self, interaction: Interaction, member: discord.Member) -> None:
         await trust_settings.forget(interaction, member)
+
+    # -- issue 14: the operator's cockpit ------------------------------------------------------------
+
+    @app_commands.command(name="usage", description="Where the credits went here: a summary, a chart, a CSV")
+    @app_commands.describe(period="How far back: the last 24 hours, 7 days (the default) or 30 days")
+    @app_commands.choices(period=usage_report.PERIOD_CHOICES)
+    async def usage(self, interaction: Interaction, period: app_commands.Choice[str] | None = None) -> None:
+        await interaction.response.defer(ephemeral=True)
+        await usage_report.answer(interaction, period.value if period else "week")
+
+    @app_commands.command(name="resume", description="Try the paused video line now (the account is fixed)")
+    async def resume(self, interaction: Interaction) -> None:
+        await interaction.response.defer(ephemeral=True)
+        await provider_line.resume(interaction)
+
+    @app_commands.command(name="alert", description="An audit line when the UlazAI account runs low")
+    @app_commands.describe(credits="Below this many credits left on the account, one audit line; 0: off")
+    async def alert(self, interaction: Interaction, credits: app_commands.Range[int, 0, MAX_BUDGET]) -> None:
+        await interaction.response.defer(ephemeral=True)
+        await provider_line.set_alert(interaction, credits)
+
+    @app_commands.command(name="jobs", description="The videos waiting or being made here, to cancel")
+    async def jobs(self, interaction: Interaction) -> None:
+        await interaction.response.defer(ephemeral=True)
+        await moderation.list_jobs(interaction)
+
+    @app_commands.command(name="ban", description="Stop a member from making videos here")
+    @app_commands.describe(member="Who may no longer make videos here", reason="Why (the member reads it)")
+    async def ban(
+        self, interaction: Interaction, member: discord.Member, reason: BanReason | None = None
+    ) -> None:
+        await interaction.response.defer(ephemeral=True)
+        await moderation.ban(interaction, member, reason)
+
+    @app_commands.command(name="unban", description="Let a banned member make videos here again")
+    @app_commands.describe(member="Who may make videos here again")
+    async def unban(self, interaction: Interaction, member: discord.Member) -> None:
+        await interaction.response.defer(ephemeral=True)
+        await moderation.unban(interaction, member)
 
 
 async def setup(bot: KlingBot) -> None:

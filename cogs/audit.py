@@ -16,7 +16,8 @@ import discord
 
 from cogs import cards
 from cogs.common import NO_MENTIONS
-from storage import DeliveredVia, Job, JobState
+from generation.breaker import Trouble, trouble_of
+from storage import AccountState, DeliveredVia, Job, JobState
 
 if TYPE_CHECKING:
     from bot import KlingBot
@@ -105,3 +106,68 @@ def ended(job: Job, refunded: int, detail: str | None = None) -> str:
         f"{refunded} credits refunded to {who(job.user_id)}."
     )
     return f"{line} {detail}" if detail else line
+
+
+# -- issue 14: the provider account, bans, moderators' cancels --------------------------------------
+
+#: What to do, by what the provider said (its message is quoted before it).
+PAUSE_FIXES: dict[Trouble, tuple[str, str]] = {
+    Trouble.OUT_OF_CREDITS: (
+        "the bot's UlazAI account is out of credits",
+        "Top up the UlazAI account, then run `/kling-admin resume`",
+    ),
+    Trouble.KEY_REFUSED: (
+        "UlazAI refused the bot's API key",
+        "Put a valid key in the bot's ULAZAI_API_KEY setting (or re-enable it on the UlazAI dashboard), "
+        "then run `/kling-admin resume`",
+    ),
+}
+
+
+def every(seconds: float) -> str:
+    return f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} seconds"
+
+
+def paused(account: AccountState, probe_seconds: float) -> str:
+    """Submissions paused for the whole bot: why, and what to do (once per server per pause)."""
+    what, fix = PAUSE_FIXES[trouble_of(account.status)]
+    said = f" (HTTP {account.status}: “{discord.utils.escape_markdown((account.message or '')[:200])}”)"
+    return (
+        f"⏸️ Video generation is paused: {what}{said}. Queued videos wait in line with their credits held; "
+        f"nobody is failed or refunded. {fix}; the bot also tries the next video on its own every "
+        f"{every(probe_seconds)}."
+    )
+
+
+def resumed() -> str:
+    return (
+        "▶️ Video generation resumed: UlazAI accepted a video again, and the queued videos are on their way."
+    )
+
+
+def low_credits(remaining: int, threshold: int) -> str:
+    return (
+        f"🪫 The bot's UlazAI account has {remaining:,} credits left, below this server's alert level of "
+        f"{threshold:,}. Top it up before videos stop (`/kling-admin alert` changes the level)."
+    )
+
+
+def banned(moderator_id: int, user_id: int, reason: str | None, cancelled: int, released: int) -> str:
+    why = f" Reason: {reason}" if reason else " No reason given."
+    jobs = (
+        f" {cancelled} waiting request{'s' if cancelled != 1 else ''} cancelled, {released} credits back to them."
+        if cancelled
+        else ""
+    )
+    return f"🔨 {who(moderator_id)} banned {who(user_id)} from making videos.{jobs}{why}"
+
+
+def unbanned(moderator_id: int, user_id: int) -> str:
+    return f"🕊️ {who(moderator_id)} lifted the video ban of {who(user_id)}."
+
+
+def cancelled_by_moderator(job: Job, moderator_id: int) -> str:
+    return (
+        f"↩️ {who(moderator_id)} cancelled job #{job.id} of {who(job.user_id)}; "
+        f"{job.estimate_credits} credits went back to them."
+    )

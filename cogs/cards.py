@@ -161,6 +161,11 @@ IN_PROGRESS = (
     JobState.PROCESSING,
     JobState.COMPLETED,
 )
+#: On a waiting job's card while the provider account is paused (issue 14: the circuit breaker).
+PAUSED_NOTE = (
+    "The server's video account needs attention, so videos wait in line with their credits held until "
+    "an admin fixes it. The request can still be cancelled."
+)
 
 
 def status_card(
@@ -170,12 +175,14 @@ def status_card(
     now: datetime | None = None,
     poster: bool = False,
     eta: Estimate | None = None,
+    paused: bool = False,
 ) -> discord.Embed:
     """The public card in the channel; everyone sees the request move through its states.
 
     While the video is made the card shows the source image (the first image, else the start frame);
     ``poster``: the finished card carries a still of the video, attached as :data:`POSTER_FILENAME`;
-    ``eta``: the seconds until the video should be ready (queued or generating).
+    ``eta``: the seconds until the video should be ready (queued or generating); ``paused``: the
+    provider account needs attention (said on a queued job's card).
     """
     embed = discord.Embed(
         title="Text to video" if job.mode == "text_to_video" else "Image to video",
@@ -187,6 +194,8 @@ def status_card(
     embed.add_field(name="Cost", value=f"{job_cost(job)} credits", inline=True)
     seconds = None if eta is None else eta.seconds
     embed.add_field(name="Status", value=state_line(job, queue_position, now, seconds), inline=False)
+    if paused and job.state is JobState.QUEUED:
+        embed.add_field(name="⚠️ Paused", value=PAUSED_NOTE, inline=False)
     if job.directory_optin:
         embed.add_field(
             name="Prompt Directory",
@@ -247,12 +256,14 @@ async def refresh_status_card(bot: KlingBot, job: Job) -> None:
     """Re-render the public card after a change; a card someone deleted is not worth failing over."""
     if job.status_message_id is None:
         return
-    position = await bot.storage.queue_position(job.id) if job.state is JobState.QUEUED and job.id else None
+    queued = job.state is JobState.QUEUED and job.id is not None
+    position = await bot.storage.queue_position(job.id) if queued and job.id else None
+    paused = queued and (await bot.storage.provider_account()).paused
     eta = await bot.eta.for_card(job, bot.storage.now(), queue_position=position)
     message = bot.get_partial_messageable(job.channel_id).get_partial_message(job.status_message_id)
     try:
         await message.edit(
-            embed=status_card(job, queue_position=position, eta=eta),
+            embed=status_card(job, queue_position=position, eta=eta, paused=paused),
             allowed_mentions=NO_MENTIONS,
         )
     except discord.HTTPException as error:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import discord
 from discord import app_commands
 
+from generation import checks
 from generation.refusals import (
     AlreadyReceived,
     BadDuration,
@@ -17,6 +18,7 @@ from generation.refusals import (
     ChannelNotAllowed,
     EmptyPrompt,
     ImageUnreadable,
+    MemberBanned,
     NoImage,
     NoLastFrame,
     NotEnoughCredits,
@@ -91,6 +93,9 @@ def refusal_text(refusal: Refusal) -> str:
         )
     if isinstance(refusal, AlreadyReceived):
         return "This request was already received; see `/video jobs`."
+    if isinstance(refusal, MemberBanned):
+        reason = f" (reason: {discord.utils.escape_markdown(refusal.reason)})" if refusal.reason else ""
+        return f"An admin has stopped you from making videos in this server{reason}."
     return iteration_refusal_text(refusal) or refusal.message
 
 
@@ -158,6 +163,18 @@ def user_message_for(error: BaseException) -> str | None:
     if isinstance(error, app_commands.CheckFailure):
         return "You cannot use this command here."
     return None
+
+
+def check_bot_can_post(channel: discord.abc.GuildChannel) -> None:
+    """Refuse a review or audit channel the bot could not post in, now rather than at the first request."""
+    granted = channel.permissions_for(channel.guild.me)  # GUILD_CREATE always carries the bot's member
+    missing = checks.missing_posting_permissions(lambda flag: bool(getattr(granted, flag)))
+    if missing:
+        raise UserFacingError(
+            f"I can't post in {channel.mention}: I need the {', '.join(missing)} permission"
+            f"{'s' if len(missing) > 1 else ''} there. Grant {'them' if len(missing) > 1 else 'it'}, "
+            "or pick another channel."
+        )
 
 
 async def answer_ephemeral(interaction: discord.Interaction[Any], text: str) -> None:

@@ -6,6 +6,8 @@ cards in place, tells members and the audit log how their job ended, and posts e
 download to a temporary file, attach (or link when too big), with a nonce so a retry after a crash
 cannot post twice, in the channel or, when the channel refuses, by direct message; then the worker
 commits ``delivered`` at once. Now and then it also refreshes the queue positions shown on cards.
+When this process pauses or resumes the provider line (:mod:`generation.breaker`), it tells the
+servers and redraws the waiting cards (:mod:`cogs.provider_line`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,13 +30,13 @@ import discord
 from discord.ext import commands, tasks
 
 from cogs import audit as audit_lines
-from cogs import cards, views
+from cogs import cards, provider_line, views
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, mention_only
 from generation import fitting, outcomes
 from generation.outcomes import Posted
 from generation.worker import TICK_SECONDS, Worker
-from storage import DeliveredVia, Job, JobState
+from storage import AccountState, DeliveredVia, Job, JobState, Resumed
 from ulazai.download import (
     DownloadedVideo,
     DownloadError,
@@ -70,8 +73,9 @@ def nonce_for(job_id: int) -> str:
 class CardEditor:
     """Edits status cards in place: at most one edit per card every few seconds, none when unchanged."""
 
-    def __init__(self, bot: KlingBot) -> None:
+    def __init__(self, bot: KlingBot, paused: Callable[[], bool] = lambda: False) -> None:
         self.bot = bot
+        self.paused = paused
         self._last: dict[int, tuple[float, dict[str, Any]]] = {}
 
     async def update(
@@ -83,7 +87,12 @@ class CardEditor:
         now = self.bot.storage.now()
         eta = await self.bot.eta.for_card(job, now, queue_position=queue_position)
         embed = cards.status_card(
-            job, queue_position=queue_position, now=now, poster=poster is not None, eta=eta
+            job,
+            queue_position=queue_position,
+            now=now,
+            poster=poster is not None,
+            eta=eta,
+            paused=self.paused(),
         )
         payload = embed.to_dict()
         last = self._last.get(job.status_message_id)
@@ -125,8 +134,10 @@ class Delivery(commands.Cog):
             max_in_flight=settings.max_concurrent_generations,
             processing_timeout=timedelta(minutes=settings.processing_timeout_minutes),
             provider_max_rps=settings.provider_max_rps,
+            probe_interval=timedelta(seconds=settings.provider_pause_probe_seconds),
+            metrics=bot.metrics,
         )
-        self.cards = CardEditor(bot)
+        self.cards = CardEditor(bot, paused=lambda: self.worker.account.paused)
         self.allow_private_downloads = False
         self._queue_refreshed = 0.0
         self._queue_task: asyncio.Task[None] | None = None
@@ -235,6 +246,19 @@ class Delivery(commands.Cog):
             )
         else:
             await audit(self.bot, job.guild_id, audit_lines.delivered(job))
+
+    async def paused(self, account: AccountState) -> None:
+        await provider_line.tell_paused(self.bot, account)
+        self._shown_position.clear()
+        await provider_line.redraw_waiting_cards(self.bot)
+
+    async def resumed(self, resumed: Resumed) -> None:
+        await provider_line.tell_resumed(self.bot, resumed)
+        self._shown_position.clear()
+        await provider_line.redraw_waiting_cards(self.bot)
+
+    async def low_credits(self, crossings: list[tuple[int, int]], remaining: int) -> None:
+        await provider_line.tell_low_credits(self.bot, crossings, remaining)
 
     # -- posting -------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ The buttons that open Continue and Remix are in :mod:`cogs.views`; what each doe
 :mod:`cogs.iterating`. This cog holds the two things that need one: the context menu (which cannot be a
 cog method, so it is added to the tree when the cog loads and removed when it unloads), and the one
 listener for those modals' submissions. discord.py keeps a modal only in memory, so these modals are
-sent detached (:class:`cogs.views.DetachedModal`) and every submission is handled here from its
+sent detached (:class:`cogs.modals.DetachedModal`) and every submission is handled here from its
 custom_id and values: a modal opened before a restart is submitted after it the same way, once.
 """
 
@@ -19,7 +19,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs import iterating, views
+from cogs import iterating, modals
 from cogs.common import Interaction, answer_error
 
 if TYPE_CHECKING:
@@ -57,24 +57,24 @@ class Iterate(commands.Cog):
         self.remember(
             (interaction.user.id, message.channel.id, message.id, index), message.attachments[index]
         )
-        await interaction.response.send_modal(views.AnimateModal(message.channel.id, message.id, index))
+        await interaction.response.send_modal(modals.AnimateModal(message.channel.id, message.id, index))
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: Interaction) -> None:
         if interaction.type is not discord.InteractionType.modal_submit or interaction.data is None:
             return
         custom_id = str(interaction.data.get("custom_id", ""))
-        for modal in views.DETACHED_MODALS:
+        for modal in modals.DETACHED_MODALS:
             if (ids := modal.match(custom_id)) is not None:
                 break
         else:
             return  # not one of ours (the reject reason is handled by its own modal)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        values = views.modal_values(interaction.data)
+        values = modals.modal_values(interaction.data)
         try:
-            if modal is views.ContinueModal:
+            if modal is modals.ContinueModal:
                 await iterating.continue_video(interaction, ids["job_id"], values)
-            elif modal is views.RemixModal:
+            elif modal is modals.RemixModal:
                 await iterating.remix(interaction, ids["job_id"], values)
             else:
                 key = (interaction.user.id, ids["channel_id"], ids["message_id"], ids["index"])

@@ -5,7 +5,7 @@ a quote's Confirm. The steps (each refusal is one
 ephemeral sentence, and charges nothing):
 
 1. the interaction is already acknowledged (an ephemeral defer), before any database, upload or
-   provider call;
+   provider call; a member an admin banned gets one sentence and nothing else;
 2. the provider's rules for the chosen model (with stand-ins for the attachments, so nothing is
    uploaded for a request that cannot run), the attachments' declared sizes, then the rules of
    :mod:`generation.checks`: channel, blocklist, the bot's permissions here, active jobs and balance;
@@ -17,6 +17,9 @@ ephemeral sentence, and charges nothing):
 5. post the public status card with ``channel.send`` (interaction tokens die after 15 minutes), and
    with review on the moderators' review card, then answer the member with a receipt carrying a Cancel
    button and write the request to the audit log.
+
+An upload answered 401/402 pauses the whole line like a generate would (:mod:`cogs.provider_line`);
+a request queued while the line is paused says so on its card and receipt.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import discord
 
 from cogs import audit as audit_lines
-from cogs import cards, quoting, reviewing, views
+from cogs import cards, provider_line, quoting, reviewing, views
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral
 from generation import checks, quotes, requesting
@@ -43,6 +46,7 @@ from generation.shapes import (
     reservation_for,
 )
 from storage import InvalidTransition, Job, JobNotFound, JobState, Quote
+from ulazai.errors import AuthenticationError, InsufficientCreditsError
 from ulazai.images import check_declared_size, check_image
 from ulazai.pricing import DIRECTORY_DISCOUNT
 from ulazai.requests import KlingModel, VideoSpec
@@ -98,6 +102,7 @@ async def request_video(
     guild_id, channel, member = interaction.guild_id, interaction.channel, interaction.user
     assert guild_id is not None
     assert isinstance(member, discord.Member)
+    checks.check_not_banned(await bot.storage.get_ban(guild_id, member.id))
     if not isinstance(channel, discord.abc.Messageable) or interaction.channel_id is None:
         raise UserFacingError("I can only make videos in a server's text channels.")
     settings = await bot.storage.get_guild_settings(guild_id)
@@ -140,7 +145,11 @@ async def request_video(
         )
         return
 
-    spec = await upload_images(bot, spec, attachments, uploaded)
+    try:
+        spec = await upload_images(bot, spec, attachments, uploaded)
+    except (AuthenticationError, InsufficientCreditsError) as error:
+        await provider_line.pause_after_upload(bot, guild_id, error)
+        raise  # the member reads why (cogs.common.user_message_for); nothing was held
     job = await requesting.create_job(
         bot.storage,
         spec,
@@ -156,17 +165,21 @@ async def request_video(
     )
     job_id = job.id
     assert job_id is not None
-    job = await post_status_card(bot, channel, job, reply_to=reply_to)
+    paused = (await bot.storage.provider_account()).paused
+    job = await post_status_card(bot, channel, job, reply_to=reply_to, paused=paused)
     if settings.review_channel_id is not None and job.state is JobState.PENDING_REVIEW:
         job = await send_for_review(bot, job, settings.review_channel_id)
     after = await bot.storage.balance(guild_id, member.id, role_ids)
     await interaction.followup.send(
-        embed=receipt(job, after.available, review=review, notes=notes),
+        embed=receipt(job, after.available, review=review, notes=notes, paused=paused),
         view=views.cancel_view(job_id),
         ephemeral=True,
         allowed_mentions=NO_MENTIONS,
     )
+    bot.metrics.receipt(discord.utils.utcnow().timestamp() - interaction.created_at.timestamp())
     await audit(bot, guild_id, audit_lines.requested(job))
+    if paused:
+        await provider_line.tell_newcomer(bot, guild_id)
 
 
 def pending_image(source: ImageSource) -> PendingImage:
@@ -190,6 +203,8 @@ def where_asked(interaction: Interaction) -> list[int]:
 async def regenerate(interaction: Interaction, job_id: int) -> None:
     """The same video again, charged to whoever pressed, through every check of a new request."""
     bot: KlingBot = interaction.client
+    if interaction.guild_id is not None:
+        checks.check_not_banned(await bot.storage.get_ban(interaction.guild_id, interaction.user.id))
     job = await bot.storage.get_job(job_id)
     if job is None or interaction.guild_id != job.guild_id or job.erased_at is not None:
         raise UserFacingError("I no longer have the details of that video, so it can't be regenerated.")
@@ -219,15 +234,16 @@ async def post_status_card(
     job: Job,
     *,
     reply_to: discord.MessageReference | None = None,
+    paused: bool = False,
 ) -> Job:
-    """Post the public card (``reply_to``: as a reply to that message, pinging nobody); if Discord
-    refuses, give the credits back and say so."""
+    """Post the public card (``reply_to``: as a reply to that message, pinging nobody; ``paused``: the
+    provider account needs attention); if Discord refuses, give the credits back and say so."""
     assert job.id is not None
     position = await bot.storage.queue_position(job.id) if job.state is JobState.QUEUED else None
     eta = await bot.eta.for_card(job, bot.storage.now(), queue_position=position)
     try:
         message = await channel.send(
-            embed=cards.status_card(job, queue_position=position, eta=eta),
+            embed=cards.status_card(job, queue_position=position, eta=eta, paused=paused),
             allowed_mentions=NO_MENTIONS,
             reference=reply_to,  # type: ignore[arg-type]  # discord.py's stub wants no None here
         )
@@ -286,9 +302,11 @@ async def cancel(interaction: Interaction, job_id: int) -> None:
     await reviewing.refresh_review_card(bot, job)  # a card still waiting for a moderator says so
 
 
-def receipt(job: Job, available: int, *, review: bool, notes: Sequence[str] = ()) -> discord.Embed:
+def receipt(
+    job: Job, available: int, *, review: bool, notes: Sequence[str] = (), paused: bool = False
+) -> discord.Embed:
     """The member's private receipt: what they asked for, what it costs, what is left (``notes``: what
-    else the member should know about this request, first)."""
+    else the member should know about this request, first; ``paused``: the line waits for an admin)."""
     title = "Sent for review" if review else "Your video is queued"
     embed = discord.Embed(title=title, colour=cards.BRAND_COLOUR)
     embed.add_field(name="Model", value=cards.model_label(job.model), inline=True)
@@ -306,6 +324,8 @@ def receipt(job: Job, available: int, *, review: bool, notes: Sequence[str] = ()
             "This server uses UlazAI's Prompt Directory discount: your prompt and video will be published "
             f"in its public directory, and the video costs {DIRECTORY_DISCOUNT} credits less than reserved."
         )
+    if paused:
+        notes.append(cards.PAUSED_NOTE)
     notes.append("You can cancel until generation starts.")
     embed.description = "\n".join(notes)
     embed.set_footer(text=f"Job #{job.id}")

@@ -1,14 +1,30 @@
-"""How the server's settings read: the ``/kling-admin settings`` embed and the sentences the admin
-commands answer with (allowances, budgets, channels, the blocklist, jobs in flight)."""
+"""How the server's settings read: the ``/kling-admin settings`` embed, the sentences the admin
+commands answer with (allowances, budgets, channels, the blocklist, jobs in flight), and the choices
+the admin commands offer."""
 
 from __future__ import annotations
 
 import discord
+from discord import app_commands
 
 from cogs import cards, trust_settings
-from storage import BudgetSnapshot, GrantResult, GuildSettings, JobState
+from storage import BudgetSnapshot, GrantResult, GuildSettings, JobState, Period
 from ulazai.pricing import DIRECTORY_DISCOUNT
 
+ALLOWANCE_PERIODS = [
+    app_commands.Choice(name="Daily (refills at 00:00 UTC)", value=Period.DAILY.value),
+    app_commands.Choice(name="Weekly (refills on Monday, 00:00 UTC)", value=Period.WEEKLY.value),
+    app_commands.Choice(name="Monthly (refills on the 1st, 00:00 UTC)", value=Period.MONTHLY.value),
+]
+BUDGET_PERIODS = [
+    app_commands.Choice(name="Daily (starts over at 00:00 UTC)", value=Period.DAILY.value),
+    app_commands.Choice(name="Monthly (starts over on the 1st, 00:00 UTC)", value=Period.MONTHLY.value),
+]
+BLOCKLIST_ACTIONS = [
+    app_commands.Choice(name="Add a term", value="add"),
+    app_commands.Choice(name="Remove a term", value="remove"),
+    app_commands.Choice(name="List the terms", value="list"),
+]
 #: How a period reads in a sentence ("300 credits a week").
 EVERY: dict[str, str] = {"daily": "a day", "weekly": "a week", "monthly": "a month"}
 THIS: dict[str, str] = {"daily": "today", "weekly": "this week", "monthly": "this month"}
@@ -68,9 +84,13 @@ def blocklist_text(terms: list[str], limit: int = 1024) -> str:
 
 
 def settings_embed(
-    settings: GuildSettings, spend: BudgetSnapshot, counts: dict[JobState, int]
+    settings: GuildSettings,
+    spend: BudgetSnapshot,
+    counts: dict[JobState, int],
+    more: list[tuple[str, str]] | None = None,
 ) -> discord.Embed:
-    """Everything ``/kling-admin`` sets, plus this period's spend and the jobs not finished yet."""
+    """Everything ``/kling-admin`` sets, plus this period's spend and the jobs not finished yet
+    (``more``: further fields, each ``(name, value)``)."""
     embed = discord.Embed(title="Video bot settings", colour=cards.BRAND_COLOUR)
     channels = channel_list(settings.allowed_channel_ids) if settings.allowed_channel_ids else "Every channel"
     embed.add_field(name="Channels", value=channels, inline=False)
@@ -95,6 +115,8 @@ def settings_embed(
         value=blocklist_text(settings.blocklist_terms),
         inline=False,
     )
+    for name, value in more or []:
+        embed.add_field(name=name, value=value, inline=False)
     return embed
 
 

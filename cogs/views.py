@@ -10,16 +10,13 @@ acknowledges and hands over to the flow it starts (:mod:`cogs.requesting`, :mod:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import discord
 
-from cogs import forgetting, iterating, quoting, requesting, reviewing
+from cogs import forgetting, iterating, modals, moderation, quoting, requesting, reviewing
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral, answer_error
-from generation.iterating import MAX_MODAL_PROMPT, MODAL_DURATIONS
-from generation.shapes import DEFAULT_DURATION
 from storage import Job, JobState
 
 if TYPE_CHECKING:
@@ -84,6 +81,8 @@ class CancelButton(JobButton, prefix="video:cancel", label="Cancel"):
     """Cancels a job that has not been submitted yet; only its requester may press it."""
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        if await moderation.refuse_banned(interaction):
+            return False
         job = await self.bot_of(interaction).storage.get_job(self.job_id)
         if job is None or job.user_id != interaction.user.id:
             await interaction.response.send_message(
@@ -112,6 +111,9 @@ class RegenerateButton(
 ):
     """Makes the same video again, charged to whoever presses, through every check of a new request."""
 
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return not await moderation.refuse_banned(interaction)
+
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
@@ -124,6 +126,8 @@ class DeleteVideoButton(JobButton, prefix="video:delete", label="Delete", emoji=
     """Deletes a posted video: its requester, or anyone who may manage messages here."""
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        if await moderation.refuse_banned(interaction):
+            return False
         job = await self.bot_of(interaction).storage.get_job(self.job_id)
         if job is not None and job.user_id == interaction.user.id:
             return True
@@ -250,7 +254,7 @@ class ContinueButton(JobButton, prefix="video:continue", label="Continue", emoji
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         job = await iterating.job_to_follow(interaction, self.job_id)
         if job is not None:  # the modal is the acknowledgement; the request is checked on submit
-            await interaction.response.send_modal(ContinueModal(self.job_id, job.duration))
+            await interaction.response.send_modal(modals.ContinueModal(self.job_id, job.duration))
 
 
 class RemixButton(JobButton, prefix="video:remix", label="Remix", emoji="🎛️"):
@@ -259,101 +263,7 @@ class RemixButton(JobButton, prefix="video:remix", label="Remix", emoji="🎛️
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         job = await iterating.job_to_follow(interaction, self.job_id)
         if job is not None:
-            await interaction.response.send_modal(RemixModal(self.job_id, job.prompt))
-
-
-class DetachedModal(discord.ui.Modal):
-    """A modal discord.py does not keep: it stores only modals still listening, and this one never is.
-
-    Its submission is handled from its custom_id and values alone, by one listener (``cogs.iterate``),
-    the same way before and after a restart, and exactly once (discord.py ignores a modal it does not
-    hold). ``template`` matches the custom_id and names what it carries.
-    """
-
-    template: ClassVar[re.Pattern[str]]
-
-    def __init__(self, *, title: str, custom_id: str) -> None:
-        super().__init__(title=title, custom_id=custom_id, timeout=None)
-        self.stop()
-
-    @classmethod
-    def match(cls, custom_id: str) -> dict[str, int] | None:
-        found = cls.template.fullmatch(custom_id)
-        return None if found is None else {key: int(value) for key, value in found.groupdict().items()}
-
-
-def prompt_input(default: str | None = None) -> discord.ui.TextInput[Any]:
-    return discord.ui.TextInput(
-        label="Prompt",
-        custom_id="prompt",
-        style=discord.TextStyle.paragraph,
-        required=True,
-        max_length=MAX_MODAL_PROMPT,
-        default=default,
-        placeholder=None if default else "What should the video show?",
-    )
-
-
-def duration_input(default: int) -> discord.ui.TextInput[Any]:
-    low, high = MODAL_DURATIONS.start, MODAL_DURATIONS.stop - 1
-    return discord.ui.TextInput(
-        label=f"Duration in seconds ({low}–{high}, optional)",
-        custom_id="duration",
-        required=False,
-        max_length=10,
-        placeholder=f"{default} if left empty",
-    )
-
-
-class ContinueModal(DetachedModal):
-    template = re.compile(r"video:continue-modal:(?P<job_id>\d+)")
-
-    def __init__(self, job_id: int, duration: int) -> None:
-        super().__init__(title="Continue this video", custom_id=f"video:continue-modal:{job_id}")
-        self.add_item(prompt_input())
-        self.add_item(duration_input(duration))
-
-
-class RemixModal(DetachedModal):
-    template = re.compile(r"video:remix-modal:(?P<job_id>\d+)")
-
-    def __init__(self, job_id: int, prompt: str) -> None:
-        super().__init__(title="Remix this video", custom_id=f"video:remix-modal:{job_id}")
-        self.add_item(prompt_input(prompt[:MAX_MODAL_PROMPT]))
-
-
-class AnimateModal(DetachedModal):
-    """Carries the source message and which of its attachments, to read the image afresh on submit."""
-
-    template = re.compile(r"video:animate-modal:(?P<channel_id>\d+):(?P<message_id>\d+):(?P<index>\d+)")
-
-    def __init__(self, channel_id: int, message_id: int, index: int) -> None:
-        super().__init__(
-            title="Animate this image", custom_id=f"video:animate-modal:{channel_id}:{message_id}:{index}"
-        )
-        self.add_item(prompt_input())
-        self.add_item(duration_input(DEFAULT_DURATION))
-
-
-#: The modals whose submissions ``cogs.iterate`` handles.
-DETACHED_MODALS: tuple[type[DetachedModal], ...] = (ContinueModal, RemixModal, AnimateModal)
-
-
-def modal_values(data: Mapping[str, Any]) -> dict[str, str]:
-    """The text inputs of a modal submission's ``data``, by custom_id (rows and labels alike)."""
-    values: dict[str, str] = {}
-
-    def walk(components: Any) -> None:
-        for component in components or ():
-            if component.get("type") == 1:
-                walk(component.get("components"))
-            elif component.get("type") == 18:
-                walk([component.get("component") or {}])
-            elif component.get("type") == 4 and "custom_id" in component:
-                values[component["custom_id"]] = str(component.get("value") or "")
-
-    walk(data.get("components"))
-    return values
+            await interaction.response.send_modal(modals.RemixModal(self.job_id, job.prompt))
 
 
 # -- issue 13: the price before anything is spent, and forgetting a member ---------------------------
@@ -451,6 +361,35 @@ def forget_view(member_id: int) -> discord.ui.View:
     return view
 
 
+# -- issue 14: on the moderators' list of jobs in flight (/kling-admin jobs) --------------------------
+
+
+class AdminCancelButton(JobButton, prefix="admin:cancel", label="Cancel", emoji="↩️"):
+    """Cancels a waiting job (review or queue) and gives its credits back; moderators only."""
+
+    def __init__(self, job_id: int, *, disabled: bool = False) -> None:
+        super().__init__(job_id, disabled=disabled)
+        self.item.label = f"Cancel #{job_id}"
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return await reviewing.allow_moderators(interaction)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True)
+        try:
+            await moderation.cancel(interaction, self.job_id)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"moderator's Cancel of job {self.job_id}")
+
+
+def admin_jobs_view(job_ids: list[int]) -> discord.ui.View:
+    """A Cancel button per waiting job of the list (Discord: at most 25 buttons on a message)."""
+    view = discord.ui.View(timeout=None)
+    for job_id in job_ids[:25]:
+        view.add_item(AdminCancelButton(job_id))
+    return view
+
+
 #: Registered by the bot at start-up, so buttons posted before a restart are handled.
 DYNAMIC_ITEMS: tuple[type[JobButton], ...] = (
     CancelButton,
@@ -465,4 +404,6 @@ DYNAMIC_ITEMS: tuple[type[JobButton], ...] = (
     QuoteCancelButton,
     ForgetButton,
     KeepButton,
+    # -- issue 14
+    AdminCancelButton,
 )

@@ -16,11 +16,12 @@ from generation.blocklist import find_blocked_term
 from generation.refusals import (
     BotLacksPermissions,
     ChannelNotAllowed,
+    MemberBanned,
     NotEnoughCredits,
     PromptBlocked,
     TooManyJobs,
 )
-from storage import Balance
+from storage import Balance, Ban
 
 #: What the bot needs where a request is made, to post the status card and, later, the video:
 #: (permission flag, its name in Discord's settings).
@@ -36,6 +37,12 @@ POSTING_PERMISSIONS: Final[tuple[tuple[str, str], ...]] = REQUIRED_PERMISSIONS[:
 IN_THREAD: Final[dict[str, tuple[str, str]]] = {
     "send_messages": ("send_messages_in_threads", "Send Messages in Threads"),
 }
+
+
+def check_not_banned(ban: Ban | None) -> None:
+    """A banned member gets one refusal and nothing else: first, before any other check or call."""
+    if ban is not None:
+        raise MemberBanned(ban.reason)
 
 
 def check_channel(channel_ids: Sequence[int], allowed: Sequence[int]) -> None:

@@ -10,7 +10,10 @@ The rules, and why:
   idempotency key, so the task may exist and a retry could charge twice. The job is *lost* and refunded.
 * A **429** sends the job back to the queue, due after ``Retry-After`` or an exponential backoff
   (5 s · 2^attempts, at most 5 minutes). The provider charged nothing.
-* **400/401/402** fail only that job, refunded, with a reason the member can read.
+* **401/402** (the key is refused, or the account cannot pay) **pause** the whole line: the job goes
+  back to the queue, its credits still held (the provider charged nothing), and no job is submitted
+  until a probe is accepted again (:mod:`generation.breaker`).
+* **400** fails only that job, refunded, with a reason the member can read.
 * A started task **settles** to the provider's ``credits_used``; when the answer lacks it, to the price
   table with the Prompt Directory discount the request carries (what the provider would charge).
 * A job still processing after the **processing timeout** fails and is refunded; polls never sleep past
@@ -46,10 +49,6 @@ STATUS_RETRY_SECONDS: Final = IN_RANGE_INTERVAL * 2
 DEFAULT_UPLOAD_LIMIT: Final = 10 * 1024 * 1024
 
 LOST_REASON: Final = "UlazAI did not confirm the video started; nothing is charged"
-REFUSED_REASONS: Final[dict[type[ProviderError], str]] = {
-    InsufficientCreditsError: "the server's UlazAI account is out of video credits",
-    AuthenticationError: "the bot's UlazAI key was refused (an admin needs to fix the configuration)",
-}
 
 
 # -- submitting --------------------------------------------------------------------------------------
@@ -88,7 +87,16 @@ class Lose:
     detail: str
 
 
-SubmitOutcome = Started | Requeue | Fail | Lose
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """The account cannot make videos (``status`` 401 or 402, the provider's ``message``): pause every
+    submission, and put the job back in the queue with its credits still held."""
+
+    status: int
+    message: str
+
+
+SubmitOutcome = Started | Requeue | Fail | Lose | Pause
 
 
 def rate_limit_delay(retry_after: float | None, attempts: int) -> float:
@@ -109,9 +117,14 @@ def after_generate(answer: TaskResult | UlazAIError, *, spec: VideoSpec, attempt
         return Fail(answer.message)
     if isinstance(answer, RateLimitedError):
         return Requeue(rate_limit_delay(answer.retry_after, attempts))
-    if isinstance(answer, BadRequestError | InsufficientCreditsError | AuthenticationError):
-        reason = REFUSED_REASONS.get(type(answer), f"UlazAI refused the request: {answer.message}")
-        return Fail(reason, detail=f"UlazAI refused it (HTTP {answer.status}): {answer.message}")
+    if isinstance(answer, InsufficientCreditsError | AuthenticationError):
+        default = 402 if isinstance(answer, InsufficientCreditsError) else 401
+        return Pause(answer.status or default, answer.message)
+    if isinstance(answer, BadRequestError):
+        return Fail(
+            f"UlazAI refused the request: {answer.message}",
+            detail=f"UlazAI refused it (HTTP {answer.status}): {answer.message}",
+        )
     if isinstance(answer, ProviderError):
         return Lose(
             LOST_REASON,

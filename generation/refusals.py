@@ -129,3 +129,11 @@ class ImageUnreadable(Refusal):
 
     def __init__(self) -> None:
         super().__init__("I can no longer read that image.")
+
+
+class MemberBanned(Refusal):
+    """An admin stopped this member from making videos in this server; ``reason`` is theirs, if given."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__("You can't make videos in this server.")
+        self.reason = reason

@@ -14,7 +14,9 @@
 Every job is worked in its own task under a lease renewed in the background, and every later write is
 fenced by that lease, so several processes sharing one PostgreSQL database never work a job twice.
 ``submitting`` is committed *before* the generate call. What each answer does to the job is decided by
-:mod:`generation.outcomes`; the :class:`Events` (the cog) show it on Discord.
+:mod:`generation.outcomes`, what it does to the whole line by :mod:`generation.breaker` (a 401/402
+pauses every submission but one probe per interval; the first accepted generate resumes them); the
+:class:`Events` (the cog) show it on Discord.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
-from generation import outcomes
+from generation import breaker, metering, outcomes
 from generation.shapes import spec_of_job
-from storage import InvalidTransition, Job, JobNotFound, LeaseLost, Storage
+from storage import AccountState, InvalidTransition, Job, JobNotFound, LeaseLost, Resumed, Storage
+from telemetry.metrics import Metrics
 from ulazai.client import UlazAIClient
 from ulazai.errors import ProviderError, UlazAIError
 from ulazai.requests import KlingModel, build_request
-from ulazai.results import EstimatedTime
+from ulazai.results import EstimatedTime, TaskResult
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,16 @@ class Events(Protocol):
     async def deliver(self, job: Job) -> None:
         """The job is completed and leased to this worker: post its video now."""
 
+    async def paused(self, account: AccountState) -> None:
+        """This process just paused every submission (``account`` says why): tell the servers with jobs
+        waiting, and show it on their cards."""
+
+    async def resumed(self, resumed: Resumed) -> None:
+        """This process just ended the pause: tell the servers that were told of it, redraw the cards."""
+
+    async def low_credits(self, crossings: list[tuple[int, int]], remaining: int) -> None:
+        """The account's balance fell below these servers' alert thresholds, as (guild, threshold)."""
+
 
 class Worker:
     """Claims, submits, follows and hands over jobs for posting; see the module docstring."""
@@ -81,6 +94,8 @@ class Worker:
         max_in_flight: int,
         processing_timeout: timedelta,
         provider_max_rps: float,
+        probe_interval: timedelta = timedelta(seconds=breaker.DEFAULT_PROBE_SECONDS),
+        metrics: Metrics | None = None,
     ) -> None:
         self.storage = storage
         self.provider = provider
@@ -89,6 +104,10 @@ class Worker:
         self.lease = lease
         self.max_in_flight = max_in_flight
         self.processing_timeout = processing_timeout
+        self.probe_interval = probe_interval
+        self.metrics = metrics
+        #: The provider account as last read (each tick): whether the line is paused.
+        self.account = AccountState()
         #: Provider calls the rate limit allows per tick: the most worth claiming at once.
         self.calls_per_tick = max(1, math.ceil(provider_max_rps * TICK_SECONDS))
         self.working: dict[int, asyncio.Task[None]] = {}
@@ -105,15 +124,16 @@ class Worker:
             self._recovered = time.monotonic()
             for job in await storage.recover_lost_submissions():
                 self.spawn(job, self.after_lost(job))
+        self.account = await storage.provider_account()
+        if self.metrics is not None:
+            self.metrics.paused(self.account.paused)
         free = max(0, self.calls_per_tick * 2 - len(self.calling))
         if free:
             for job in await storage.claim_for_poll(self.owner, limit=free, lease=self.lease):
                 self.spawn(job, self.poll(job), calls_provider=True)
                 free -= 1
         if free:
-            for job in await storage.claim_fair_for_submit(
-                self.owner, limit=free, max_in_flight=self.max_in_flight, lease=self.lease
-            ):
+            for job in await self.claim_submissions(free):
                 self.spawn(job, self.submit(job), calls_provider=True)
         for job in await storage.claim_for_delivery(self.owner, limit=DELIVERIES_PER_TICK, lease=self.lease):
             self.spawn(job, self.events.deliver(job))
@@ -121,6 +141,21 @@ class Worker:
             self._housekept = time.monotonic()
             await storage.sweep_quotes()
             await storage.erase_expired_jobs(limit=RETENTION_BATCH)
+
+    async def claim_submissions(self, free: int) -> list[Job]:
+        """Queued jobs to submit now: as many as there is room for, or while paused one probe when due."""
+        if breaker.may_submit(self.account):
+            return await self.storage.claim_fair_for_submit(
+                self.owner, limit=free, max_in_flight=self.max_in_flight, lease=self.lease
+            )
+        if not breaker.probe_due(self.account, self.storage.now(), self.probe_interval):
+            return []
+        probes = await self.storage.claim_probe_for_submit(
+            self.owner, interval=self.probe_interval, max_in_flight=self.max_in_flight, lease=self.lease
+        )
+        for job in probes:
+            log.info("UlazAI submissions are paused; job %s goes as the probe", job.id)
+        return probes
 
     def spawn(self, job: Job, work: Coroutine[Any, Any, None], *, calls_provider: bool = False) -> None:
         """Work one job in its own task; its failure is logged and retried later, never fatal."""
@@ -192,11 +227,17 @@ class Worker:
         except UlazAIError as error:
             answer = error
         outcome = outcomes.after_generate(answer, spec=spec, attempts=job.attempts)
+        verdict = breaker.after_generate(outcome, self.account)
         if isinstance(outcome, outcomes.Started):
             next_poll = storage.now() + timedelta(seconds=outcome.first_poll)
             await self.record_started(job_id, outcome.task_id, outcome.credits, outcome.estimate, next_poll)
             job = await storage.release_lease(job_id, owner=self.owner, next_attempt_at=next_poll)
             await self.events.show(job, force=True)
+            if verdict.resume:
+                await self.resume()
+            await self.note_balance(answer)
+        elif isinstance(outcome, outcomes.Pause):
+            await self.pause_for(job_id, outcome)
         elif isinstance(outcome, outcomes.Requeue):
             log.warning("UlazAI is rate limiting; job %s waits %.0f s", job_id, outcome.delay)
             await storage.requeue_with_backoff(
@@ -214,6 +255,48 @@ class Worker:
                 log.error("Job %s refused by UlazAI: %r", job_id, answer)
             job = await storage.fail(job_id, owner=self.owner, reason=outcome.reason)
             await self.end(job, outcome.detail)
+
+    async def pause_for(self, job_id: int, pause: outcomes.Pause) -> None:
+        """The account cannot make videos: pause the line first (so no other claim slips through), then
+        put the job back in the queue, its credits still held (the provider charged nothing)."""
+        log.warning(
+            "UlazAI answered %s to a generate; pausing every submission: %s", pause.status, pause.message
+        )
+        started = await self.pause(pause)
+        storage = self.storage
+        job = await storage.requeue_with_backoff(
+            job_id, owner=self.owner, retry_at=storage.now(), error=f"paused: UlazAI answered {pause.status}"
+        )
+        await self.events.show(job, force=True)
+        if started is not None:
+            await self.events.paused(started)
+
+    async def pause(self, pause: outcomes.Pause) -> AccountState | None:
+        """Pause the whole bot's submissions; the new state when this call started the pause."""
+        started = await self.storage.pause_provider(status=pause.status, message=pause.message)
+        self.account = started or await self.storage.provider_account()
+        if self.metrics is not None:
+            self.metrics.paused(True)
+        return started
+
+    async def resume(self) -> None:
+        """A generate was accepted while paused: the line resumes for everyone (whoever ends it tells)."""
+        resumed = await self.storage.resume_provider()
+        self.account = AccountState()
+        if self.metrics is not None:
+            self.metrics.paused(False)
+        if resumed is not None:
+            log.warning("UlazAI accepted a generate again; submissions resume")
+            await self.events.resumed(resumed)
+
+    async def note_balance(self, answer: object) -> None:
+        """Remember the account's balance when the answer carries it (Kling 2.6's do); a fall below a
+        server's alert threshold is one line there."""
+        if not isinstance(answer, TaskResult) or answer.credits_remaining is None:
+            return
+        crossings = await self.storage.note_credits_remaining(answer.credits_remaining)
+        if crossings:
+            await self.events.low_credits(crossings, answer.credits_remaining)
 
     async def record_started(
         self, job_id: int, task_id: str, credits: int, estimate: EstimatedTime, next_poll: datetime
@@ -264,6 +347,7 @@ class Worker:
             estimate=outcomes.estimate_of(job),
             timeout=self.processing_timeout,
         )
+        await self.note_balance(answer)
         if isinstance(outcome, outcomes.Complete):
             job = await storage.mark_completed(
                 job_id, owner=self.owner, video_url=outcome.video_url, credits_charged=outcome.credits_charged
@@ -298,6 +382,9 @@ class Worker:
         assert job.id is not None
         if posted is None:
             return await self.storage.fail(job.id, owner=self.owner, reason=f"could not be posted: {problem}")
-        return await self.storage.mark_delivered(
+        delivered = await self.storage.mark_delivered(
             job.id, owner=self.owner, message_id=posted.message_id, via=posted.via, notes=posted.notes
         )
+        if self.metrics is not None:
+            metering.posted(self.metrics, delivered)
+        return delivered

@@ -39,6 +39,12 @@ Decisions (where the issue left a choice):
   ``secure_delete`` and is checkpointed after an erasure, so the words leave the file too.
 * **How a video was delivered** (attachment, link, direct message) is the job's ``delivered_via``;
   its ``delivery_notes`` are words for people (the audit log), never parsed to tell which.
+* **The provider account** (:mod:`storage.provider_account`) is one row every process reads: the
+  pause after a 401/402, which one process starts, ends, or takes a probe slot of, by
+  compare-and-set; servers are told of a pause once each (``pause_notified_at``), and of a low
+  balance once per crossing (``credits_alert_sent``). No claim for submission is made while paused.
+* **A ban** (:mod:`storage.bans`) cancels the member's jobs in review or queued, with their credits
+  back, in the ban's own transaction; jobs already at the provider go on.
 
 See :mod:`storage.states` for the transition table, :mod:`storage.transitions` for what each of the
 facade's transitions does to credits, :mod:`storage.accounts` for the ledger, :mod:`storage.results`
@@ -63,10 +69,19 @@ from storage.errors import (
 )
 from storage.guilds import GuildSettingsChanges
 from storage.jobs import ERASED_PROMPT, JobRequest
-from storage.models import BotState, GuildSettings, Job, LedgerEntry, MemberAccount, Quote
+from storage.models import (
+    Ban,
+    BotState,
+    GuildSettings,
+    Job,
+    LedgerEntry,
+    MemberAccount,
+    ProviderAccount,
+    Quote,
+)
 from storage.periods import Period
-from storage.results import Balance, BudgetSnapshot, ForgetReport, GrantResult
-from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, Storage
+from storage.results import AccountState, Balance, BudgetSnapshot, ForgetReport, GrantResult, Resumed
+from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, WAITING_STATES, Storage
 from storage.states import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -85,7 +100,10 @@ __all__ = [
     "ERASED_PROMPT",
     "TERMINAL_STATES",
     "TRANSITIONS",
+    "WAITING_STATES",
+    "AccountState",
     "Balance",
+    "Ban",
     "BotState",
     "BudgetExceeded",
     "BudgetSnapshot",
@@ -109,8 +127,10 @@ __all__ = [
     "LedgerKind",
     "MemberAccount",
     "Period",
+    "ProviderAccount",
     "Quote",
     "QuoteState",
+    "Resumed",
     "StaleState",
     "Storage",
     "StorageError",

@@ -43,6 +43,7 @@ class GuildSettingsChanges(TypedDict, total=False):
     budget_period: Period | str
     confirm_above_credits: int
     retention_days: int
+    credits_alert: int
 
 
 #: The largest price-confirmation threshold and retention an admin may set.
@@ -137,6 +138,9 @@ def validate(changes: GuildSettingsChanges) -> dict[str, Any]:
         out["retention_days"] = _at_most(
             "retention_days", changes["retention_days"], MAX_RETENTION_DAYS, "days"
         )
+    if "credits_alert" in changes:
+        out["credits_alert"] = _non_negative("credits_alert", changes["credits_alert"])
+        out["credits_alert_sent"] = False  # a new threshold: the next balance below it is a crossing
     return out
 
 
@@ -267,3 +271,58 @@ async def budget(session: AsyncSession, guild_id: int, now: datetime) -> BudgetS
         spent=spent,
         budget=row.budget_credits if row is not None else None,
     )
+
+
+# -- the provider account, seen from each server --------------------------------------------------------
+
+
+async def credits_crossed(session: AsyncSession, remaining: int) -> list[tuple[int, int]]:
+    """The servers whose alert threshold the account's balance just fell below, as (guild, threshold).
+
+    One line per crossing: a server is returned once when ``remaining`` goes below its threshold, and
+    armed again when a later balance is back at or above it. Both are conditional ``UPDATE``s, so two
+    processes reading balances at once cannot both return the same crossing.
+    """
+    await session.execute(
+        sa.update(GUILDS)
+        .where(GUILDS.c.credits_alert_sent.is_(True), GUILDS.c.credits_alert <= remaining)
+        .values(credits_alert_sent=False)
+    )
+    rows = await session.execute(
+        sa.update(GUILDS)
+        .where(
+            GUILDS.c.credits_alert > 0,
+            GUILDS.c.credits_alert > remaining,
+            GUILDS.c.credits_alert_sent.is_(False),
+        )
+        .values(credits_alert_sent=True)
+        .returning(GUILDS.c.guild_id, GUILDS.c.credits_alert)
+    )
+    return sorted((int(guild_id), int(threshold)) for guild_id, threshold in rows.all())
+
+
+async def tell_of_pause(session: AsyncSession, since: datetime, guild_ids: Sequence[int]) -> list[int]:
+    """Of ``guild_ids``, those not yet told of the pause that started at ``since`` (now marked told)."""
+    if not guild_ids:
+        return []
+    rows = await session.execute(
+        sa.update(GUILDS)
+        .where(
+            GUILDS.c.guild_id.in_(list(guild_ids)),
+            sa.or_(GUILDS.c.pause_notified_at.is_(None), GUILDS.c.pause_notified_at != since),
+        )
+        .values(pause_notified_at=since)
+        .returning(GUILDS.c.guild_id)
+    )
+    return sorted(int(guild_id) for guild_id in rows.scalars().all())
+
+
+async def told_of_pause(session: AsyncSession) -> list[int]:
+    """The servers that were told of a pause, which is over now (no longer marked told)."""
+    rows = await session.execute(
+        sa.update(GUILDS)
+        .where(GUILDS.c.pause_notified_at.is_not(None))
+        .values(pause_notified_at=None)
+        .returning(GUILDS.c.guild_id)
+    )
+    return sorted(int(guild_id) for guild_id in rows.scalars().all())

@@ -288,6 +288,17 @@ async def in_flight(session: AsyncSession, *, limit: int) -> list[Job]:
     return list(result.scalars().all())
 
 
+async def unfinished_of_guild(session: AsyncSession, guild_id: int, *, limit: int) -> list[Job]:
+    """One server's jobs that have not ended, oldest first (for its moderators)."""
+    result = await session.execute(
+        sa.select(Job)
+        .where(col(Job.guild_id) == guild_id, col(Job.state).not_in(list(TERMINAL_STATES)))
+        .order_by(col(Job.id))
+        .limit(limit)
+    )
+    return list(result.scalars().all())
+
+
 # -- erasure (a member's request to be forgotten, and the server's retention) -------------------------
 
 
@@ -387,3 +398,45 @@ async def past_retention(session: AsyncSession, now: datetime, *, limit: int) ->
         if len(ids) >= limit:
             break
     return ids
+
+
+async def created_between(session: AsyncSession, guild_id: int, start: datetime, end: datetime) -> list[Job]:
+    """One server's jobs created in ``[start, end)``, oldest first (the usage report)."""
+    result = await session.execute(
+        sa.select(Job)
+        .where(col(Job.guild_id) == guild_id, col(Job.created_at) >= start, col(Job.created_at) < end)
+        .order_by(col(Job.id))
+    )
+    return list(result.scalars().all())
+
+
+async def state_counts(session: AsyncSession, states: Iterable[JobState]) -> dict[JobState, int]:
+    """How many jobs of the whole bot are in each of ``states`` (the operator's gauges)."""
+    wanted = list(states)
+    rows = await session.execute(
+        sa.select(col(Job.state), sa.func.count()).where(col(Job.state).in_(wanted)).group_by(col(Job.state))
+    )
+    counts = dict.fromkeys(wanted, 0)
+    counts.update({JobState(state): int(count) for state, count in rows.all()})
+    return counts
+
+
+async def guilds_with(session: AsyncSession, states: Iterable[JobState]) -> list[int]:
+    """The servers that have jobs in ``states``."""
+    rows = await session.execute(
+        sa.select(col(Job.guild_id)).where(col(Job.state).in_(list(states))).distinct()
+    )
+    return sorted(int(guild_id) for guild_id in rows.scalars().all())
+
+
+async def of_member_for_update(
+    session: AsyncSession, guild_id: int, user_id: int, states: Iterable[JobState]
+) -> list[Job]:
+    """A member's jobs in ``states``, oldest first, locked for the caller to move in its transaction."""
+    result = await session.execute(
+        sa.select(Job)
+        .where(col(Job.guild_id) == guild_id, col(Job.user_id) == user_id, col(Job.state).in_(list(states)))
+        .order_by(col(Job.id))
+        .with_for_update()
+    )
+    return list(result.scalars().all())

@@ -1,4 +1,5 @@
-"""The tables: guild settings, member accounts, the credit ledger, jobs and a small key/value store.
+"""The tables: guild settings, member accounts, the credit ledger, jobs, bans, the provider account
+and a small key/value store.
 
 Discord ids are 64-bit, so every id column is ``BIGINT``. Every timestamp is aware UTC on the Python
 side on both engines (:class:`UTCDateTime`); on SQLite it is stored as naive UTC text in one fixed
@@ -156,6 +157,12 @@ class GuildSettings(SQLModel, table=True):
     budget_period: str = Field(default=DEFAULT_BUDGET_PERIOD.value, sa_type=sa.String(16))
     budget_period_start: datetime | None = _when(nullable=True, default=None)
     budget_spent: int = 0
+    #: Below this many credits left on the UlazAI account, the audit log gets a line (0: off).
+    credits_alert: int = 0
+    #: Whether that line was written for the current fall below the threshold (one line per crossing).
+    credits_alert_sent: bool = False
+    #: The provider pause (its ``since``) this server's audit log was told of; cleared when it ends.
+    pause_notified_at: datetime | None = _when(nullable=True, default=None)
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
     #: A request estimated above this many credits is quoted first (0: never, unless the directory is on).
@@ -307,6 +314,8 @@ class Job(SQLModel, table=True):
     #: When the prompt, image and video links and delivery notes were erased (the row, its amounts and
     #: states stay, so the ledger still balances).
     erased_at: datetime | None = _when(nullable=True, default=None)
+    #: When the video was posted (the usage report's "delivered").
+    delivered_at: datetime | None = _when(nullable=True, default=None)
 
     @property
     def held_credits(self) -> int:
@@ -385,6 +394,52 @@ class BotState(SQLModel, table=True):
 
     key: str = Field(sa_type=sa.String(64), primary_key=True)
     value: str = Field(sa_type=sa.Text)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class Ban(SQLModel, table=True):
+    """A member an admin stopped from making videos in one server (``/kling-admin ban``)."""
+
+    __tablename__: ClassVar[str] = "bans"
+
+    guild_id: int = Field(
+        sa_type=sa.BigInteger,
+        primary_key=True,
+        foreign_key="guild_settings.guild_id",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    user_id: int = Field(sa_type=sa.BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    reason: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    banned_by: int | None = _id(nullable=True, default=None)
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+#: The one row of :class:`ProviderAccount`.
+ACCOUNT_ROW = 1
+
+
+class ProviderAccount(SQLModel, table=True):
+    """What the bot knows of the operator's UlazAI account, for every process: one row.
+
+    ``paused`` is set when a generate or upload answers 401 or 402 (the key is refused, or the account
+    cannot pay) and cleared by the first generate the provider accepts again; meanwhile no process
+    submits, except one probe per interval. ``last_probe_at`` is when a process last sent a queued job
+    as that probe: taking the next one is a compare-and-set on it, so processes sharing the database
+    send one probe per interval between them. ``credits_remaining`` is the balance the provider last
+    reported (Kling 2.6's answers carry it), at ``credits_seen_at``.
+    """
+
+    __tablename__: ClassVar[str] = "provider_account"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    paused: bool = False
+    #: The HTTP status that paused the line (401 or 402), and the provider's message.
+    status: int | None = None
+    message: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    since: datetime | None = _when(nullable=True, default=None)
+    last_probe_at: datetime | None = _when(nullable=True, default=None)
+    credits_remaining: int | None = None
+    credits_seen_at: datetime | None = _when(nullable=True, default=None)
     updated_at: datetime = _when(default_factory=utcnow)
 
 

@@ -76,3 +76,28 @@ class ForgetReport:
     def refunded(self) -> int:
         """The credits the cancelled jobs held, back with the member."""
         return sum(job.estimate_credits for job in self.cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """What the bot knows of the operator's UlazAI account (:class:`storage.models.ProviderAccount`).
+
+    ``paused``: submissions wait because the provider answered ``status`` (401 or 402) with ``message``
+    at ``since``; ``last_probe_at`` is when a queued job was last sent to see whether it works again.
+    """
+
+    paused: bool = False
+    status: int | None = None
+    message: str | None = None
+    since: datetime | None = None
+    last_probe_at: datetime | None = None
+    credits_remaining: int | None = None
+    credits_seen_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """A pause that ended (``account`` as it was just before) and the servers that were told of it."""
+
+    account: AccountState
+    guild_ids: list[int]

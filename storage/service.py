@@ -21,7 +21,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from storage import accounts, bot_state, guilds, jobs, quotes, reservations, scheduling, transitions
+from storage import (
+    accounts,
+    bans,
+    bot_state,
+    guilds,
+    jobs,
+    provider_account,
+    quotes,
+    reservations,
+    scheduling,
+    transitions,
+)
 from storage._sql import is_unique_violation
 from storage.accounts import LedgerKind
 from storage.database import (
@@ -35,11 +46,15 @@ from storage.database import (
 from storage.errors import DuplicateInteraction, DuplicateOperation
 from storage.guilds import GuildSettingsChanges
 from storage.jobs import JobRequest
-from storage.models import GuildSettings, Job, Quote, detached_job
+from storage.models import Ban, GuildSettings, Job, Quote, detached_job
 from storage.periods import as_utc, period_start, utcnow
-from storage.results import Balance, BudgetSnapshot, ForgetReport, GrantResult
-from storage.states import TERMINAL_STATES, DeliveredVia, JobState, QuoteState
+from storage.results import AccountState, Balance, BudgetSnapshot, ForgetReport, GrantResult, Resumed
+from storage.states import ACTIVE_STATES, TERMINAL_STATES, DeliveredVia, JobState, QuoteState
 from storage.transitions import FORGOTTEN, Action, Details
+
+#: Told of every job a unit of work created or moved, after it committed: what happened ("create" or
+#: the transition's name) and the job as it is now. For counting (metrics); it must not raise or block.
+Watcher = Callable[[str, Job], None]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +88,7 @@ class Storage:
         self._clock = clock
         self.engine: AsyncEngine = create_engine(url, pool_size=pool_size, echo=echo)
         self._maker: async_sessionmaker[AsyncSession] = create_sessionmaker(self.engine)
+        self._watchers: list[Watcher] = []
 
     async def __aenter__(self) -> Self:
         return self
@@ -285,7 +301,9 @@ class Storage:
             except reservations.NotCommon:  # rolled back, nothing written: every other case
                 async with self._maker() as s, s.begin():
                     job_id, values = await reservations.reserve_general(s, plan)
-            return detached_job({"id": job_id, **values})
+            job = detached_job({"id": job_id, **values})
+            self._told("create", job)
+            return job
         except IntegrityError as error:
             if not is_unique_violation(error, "interaction_id"):
                 raise
@@ -310,7 +328,9 @@ class Storage:
         now = self.now() if now is None else now
         async with self._maker() as s, s.begin():
             job = await jobs.load(s, job_id)
-            return await transitions.apply(s, job, action, owner=owner, now=now, **details)
+            moved = await transitions.apply(s, job, action, owner=owner, now=now, **details)
+        self._told(action, moved)
+        return moved
 
     async def approve(self, job_id: int, *, moderator_id: int) -> Job:
         """pending_review -> queued."""
@@ -428,11 +448,18 @@ class Storage:
     ) -> Job:
         """completed -> delivered: the video was posted as ``message_id``, ``via`` an attachment, a
         link or a direct message (``notes`` say why, in words for the audit log)."""
+        now = self.now()
         return await self._transition(
             job_id,
             "mark_delivered",
             owner=owner,
-            values={"posted_message_id": message_id, "delivered_via": via, "delivery_notes": notes},
+            now=now,
+            values={
+                "posted_message_id": message_id,
+                "delivered_via": via,
+                "delivery_notes": notes,
+                "delivered_at": now,
+            },
         )
 
     async def fail(self, job_id: int, *, owner: str | None, reason: str) -> Job:
@@ -450,7 +477,7 @@ class Storage:
         """
         now = self.now()
         async with self._maker() as s, s.begin():
-            return [
+            lost = [
                 await transitions.apply(
                     s,
                     job,
@@ -462,6 +489,9 @@ class Storage:
                 )
                 for job in await jobs.abandoned_submissions(s, now)
             ]
+        for job in lost:
+            self._told("recover_lost_submissions", job)
+        return lost
 
     # ------------------------------------------------------------------ jobs: leases
 
@@ -475,9 +505,12 @@ class Storage:
     ) -> list[Job]:
         """Lease due queued jobs round-robin across members, keeping under ``max_in_flight``
         generations for the whole bot (see :mod:`storage.scheduling`); follow with
-        :meth:`mark_submitting` right before the generate call."""
+        :meth:`mark_submitting` right before the generate call. Nothing while the provider account is
+        paused (read in the same transaction: see :meth:`claim_probe_for_submit`)."""
         now = self.now()
         async with self._maker() as s, s.begin():
+            if await provider_account.is_paused(s):
+                return []
             return await scheduling.claim_fair(
                 s, owner, limit=limit, max_in_flight=max_in_flight, lease_until=now + lease, now=now
             )
@@ -693,3 +726,162 @@ class Storage:
         if erased:
             await checkpoint(self.engine)
         return len(erased)
+
+    # ------------------------------------------------------------------ issue 14: the operator's cockpit
+
+    def watch(self, watcher: Watcher) -> Callable[[], None]:
+        """Have ``watcher`` told of every job created or moved from now on; returns how to stop."""
+        self._watchers.append(watcher)
+
+        def stop() -> None:
+            if watcher in self._watchers:
+                self._watchers.remove(watcher)
+
+        return stop
+
+    def _told(self, what: str, job: Job) -> None:
+        for watcher in list(self._watchers):
+            try:
+                watcher(what, job)
+            except Exception:
+                log.exception("A job watcher failed on %s of job %s", what, job.id)
+
+    # -- the provider account: pause, probe, balance
+
+    async def provider_account(self) -> AccountState:
+        async with self._maker() as s, s.begin():
+            return await provider_account.read(s)
+
+    async def pause_provider(self, *, status: int, message: str) -> AccountState | None:
+        """Pause every submission (a generate or upload answered 401/402); the new state when this call
+        started the pause, ``None`` when it was paused already."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            return await provider_account.pause(s, status=status, message=message, now=now)
+
+    async def resume_provider(self) -> Resumed | None:
+        """End the pause (the provider accepted a generate again) and forget which servers were told of
+        it; ``None`` when it was not paused, or another process ended it first."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            before = await provider_account.resume(s, now)
+            if before is None:
+                return None
+            return Resumed(account=before, guild_ids=await guilds.told_of_pause(s))
+
+    async def probe_soon(self) -> AccountState:
+        """Make the next probe due at once (``/kling-admin resume``); the account's state."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            return await provider_account.probe_soon(s, now)
+
+    async def claim_probe_for_submit(
+        self, owner: str, *, interval: timedelta, max_in_flight: int, lease: timedelta = DEFAULT_LEASE
+    ) -> list[Job]:
+        """While paused: lease the next queued job as the probe, if one is due (once per ``interval``
+        across every process) and a job is waiting; otherwise nothing, and the slot is not used up."""
+        now = self.now()
+        try:
+            async with self._maker() as s, s.begin():
+                if not await provider_account.take_probe(s, now=now, interval=interval):
+                    return []
+                claimed = await scheduling.claim_fair(
+                    s, owner, limit=1, max_in_flight=max_in_flight, lease_until=now + lease, now=now
+                )
+                if not claimed:
+                    raise _NothingToProbe  # roll the slot back: the next job may probe at once
+                return claimed
+        except _NothingToProbe:
+            return []
+
+    async def tell_of_pause(self, since: datetime, guild_ids: Iterable[int] | None = None) -> list[int]:
+        """The servers to tell of the pause that started at ``since``, each once (across processes):
+        those of ``guild_ids``, or by default every server with jobs waiting."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            if guild_ids is None:
+                wanted = await jobs.guilds_with(s, WAITING_STATES)
+            else:
+                wanted = list(guild_ids)
+                for guild_id in wanted:
+                    await guilds.load(s, guild_id, now)  # a server seen for the first time
+            return await guilds.tell_of_pause(s, since, wanted)
+
+    async def note_credits_remaining(self, remaining: int) -> list[tuple[int, int]]:
+        """Remember the account's balance; the servers whose alert threshold it just fell below, as
+        (guild, threshold), each once per crossing."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            await provider_account.note_credits(s, remaining, now)
+            return await guilds.credits_crossed(s, remaining)
+
+    # -- bans
+
+    async def get_ban(self, guild_id: int, user_id: int) -> Ban | None:
+        async with self._maker() as s, s.begin():
+            return await bans.get(s, guild_id, user_id)
+
+    async def list_bans(self, guild_id: int) -> list[Ban]:
+        async with self._maker() as s, s.begin():
+            return await bans.of_guild(s, guild_id)
+
+    async def ban(
+        self, guild_id: int, user_id: int, *, reason: str | None, actor_id: int | None
+    ) -> tuple[Ban, list[Job]] | None:
+        """Ban the member and cancel their waiting jobs (review or queue), releasing the credits, in one
+        transaction; the ban and the cancelled jobs, or ``None`` when they were banned already."""
+        now = self.now()
+        note = "the member was banned from making videos here"
+        async with self._maker() as s, s.begin():
+            await guilds.load(s, guild_id, now)
+            if not await bans.add(s, guild_id, user_id, reason=reason, by=actor_id, now=now):
+                return None
+            waiting = (JobState.PENDING_REVIEW, JobState.QUEUED)
+            cancelled = [
+                await transitions.apply(
+                    s,
+                    job,
+                    "cancel",
+                    owner=None,
+                    now=now,
+                    values={"error": note},
+                    actor_id=actor_id,
+                    note=note,
+                )
+                for job in await jobs.of_member_for_update(s, guild_id, user_id, waiting)
+            ]
+            ban = await bans.get(s, guild_id, user_id)
+            assert ban is not None
+        for job in cancelled:
+            self._told("cancel", job)
+        return ban, cancelled
+
+    async def unban(self, guild_id: int, user_id: int) -> Ban | None:
+        """Lift the ban; the ban that was lifted, or ``None`` when the member was not banned."""
+        async with self._maker() as s, s.begin():
+            return await bans.remove(s, guild_id, user_id)
+
+    # -- reports
+
+    async def unfinished_jobs_of(self, guild_id: int, *, limit: int = 25) -> list[Job]:
+        """One server's jobs that have not ended yet, oldest first (``/kling-admin jobs``)."""
+        async with self._maker() as s, s.begin():
+            return await jobs.unfinished_of_guild(s, guild_id, limit=limit)
+
+    async def jobs_created_between(self, guild_id: int, start: datetime, end: datetime) -> list[Job]:
+        """One server's jobs created in ``[start, end)``, oldest first (``/kling-admin usage``)."""
+        async with self._maker() as s, s.begin():
+            return await jobs.created_between(s, guild_id, start, end)
+
+    async def state_counts(self, states: Iterable[JobState]) -> dict[JobState, int]:
+        """How many jobs of the whole bot are in each of ``states``."""
+        async with self._maker() as s, s.begin():
+            return await jobs.state_counts(s, states)
+
+
+#: Jobs that wait for the provider: in review, queued, or being submitted.
+WAITING_STATES: frozenset[JobState] = frozenset(ACTIVE_STATES - {JobState.PROCESSING})
+
+
+class _NothingToProbe(Exception):
+    """No queued job to probe with: rolls back the probe slot taken in the same transaction."""

@@ -98,6 +98,14 @@ def test_malformed_secret_is_named_but_never_printed(tmp_path: Path) -> None:
         ("LOG_LEVEL", "chatty", "LOG_LEVEL is invalid"),
         ("MEDIA_WORKERS", "0", "MEDIA_WORKERS is invalid: use a whole number from 1 to 64"),
         ("MEDIA_TIMEOUT_SECONDS", "-5", "MEDIA_TIMEOUT_SECONDS is invalid: use a number of seconds above 0"),
+        ("METRICS_PORT", "70000", "METRICS_PORT is invalid: use a port number from 1 to 65535"),
+        ("METRICS_PORT", "http", "METRICS_PORT is invalid: use a port number"),
+        ("METRICS_HOST", "10.0.0.1/8", "METRICS_HOST is not an address to listen on"),
+        (
+            "PROVIDER_PAUSE_PROBE_SECONDS",
+            "-3",
+            "PROVIDER_PAUSE_PROBE_SECONDS is invalid: use a number of seconds",
+        ),
     ],
 )
 def test_malformed_values_name_the_variable(name: str, value: str, expected: str) -> None:
@@ -142,6 +150,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_level == "INFO"
     assert settings.media_workers == 1
     assert settings.media_timeout_seconds == 300.0
+    assert (settings.metrics_port, settings.metrics_host) == (None, "127.0.0.1")  # no metrics server
+    assert settings.provider_pause_probe_seconds == 60.0
 
 
 def test_secrets_hidden_in_repr_and_http_allowed_for_a_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -188,13 +188,18 @@ def repository_files() -> list[str]:
     return [*files, ".env", "data/kling-bot.db", "data/heartbeat", "benchmarks/out/ack.json"]
 
 
+#: Modules the bot imports only when first needed (matplotlib's chart, on the first usage report).
+LAZY_MODULES = ("generation.usage_chart",)
+
+
 def modules_the_bot_runs() -> list[str]:
     """Every file of this repository the running bot imports (its cogs, the health check, the
-    migration scripts Alembic loads by path, the data copier), as relative paths."""
+    migration scripts Alembic loads by path, the data copier, what it loads lazily), as relative paths."""
     probe = (
         "import importlib, json, sys, pathlib\n"
         "import bot, healthcheck, storage.copy\n"
         "for name in bot.INITIAL_EXTENSIONS: importlib.import_module(name)\n"
+        f"for name in {LAZY_MODULES!r}: importlib.import_module(name)\n"
         "root = pathlib.Path(sys.argv[1])\n"
         "venv = pathlib.Path(sys.prefix).resolve()\n"  # installed packages come from the lock, not the context
         "files = {pathlib.Path(m.__file__).resolve() for m in list(sys.modules.values()) "

@@ -21,6 +21,9 @@ Retries, and why they differ per call:
 
 The API key lives in a :class:`~pydantic.SecretStr`, goes only into the ``Authorization`` header of
 each request, and never into a repr, an error or a log line.
+
+Observers (:meth:`UlazAIClient.add_observer`) hear of every attempt: which endpoint, the HTTP status
+(``None`` when no answer came) and how long it took; the bot counts them for its metrics.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -56,6 +60,8 @@ log = logging.getLogger(__name__)
 UPLOAD_PATH = "/kling30/api/upload/"
 _BODY_LOG_LIMIT = 500
 _T = TypeVar("_T")
+#: Told of each attempt: the endpoint ("upload", "generate", "status"), its status, its seconds.
+CallObserver = Callable[[str, int | None, float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,7 @@ class UlazAIClient:
         self._retry = retry or RetryPolicy()
         self._limiter = rate_limiter
         self._sleep = sleep
+        self._observers: list[CallObserver] = []
 
     def __repr__(self) -> str:
         return f"UlazAIClient(base_url={self._base_url!r})"
@@ -101,6 +108,10 @@ class UlazAIClient:
     @property
     def base_url(self) -> str:
         return self._base_url
+
+    def add_observer(self, observer: CallObserver) -> None:
+        """Have ``observer`` told of every attempt from now on (it must not raise or block)."""
+        self._observers.append(observer)
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -118,6 +129,7 @@ class UlazAIClient:
             return payload
 
         return await self._call(
+            "upload",
             "POST",
             UPLOAD_PATH,
             form=form,
@@ -130,6 +142,7 @@ class UlazAIClient:
         """Start a generation. Never retried after a timeout, 5xx or unreadable answer (see module doc)."""
         model = request.model
         return await self._call(
+            "generate",
             "POST",
             f"/{model.api_prefix}/api/generate/",
             json_body=request.to_payload(),
@@ -143,6 +156,7 @@ class UlazAIClient:
         if not task_id:
             raise ValueError("task_id is empty")
         return await self._call(
+            "status",
             "GET",
             f"/{model.api_prefix}/api/status/{quote(task_id, safe='')}/",
             parse=lambda body: _task_result(model, body),
@@ -154,6 +168,7 @@ class UlazAIClient:
 
     async def _call(
         self,
+        endpoint: str,
         method: str,
         path: str,
         *,
@@ -168,7 +183,9 @@ class UlazAIClient:
         transient = 0
         while True:
             try:
-                status, text, retry_after = await self._send(method, url, json_body, form, request_timeout)
+                status, text, retry_after = await self._send(
+                    endpoint, method, url, json_body, form, request_timeout
+                )
             except aiohttp.ClientConnectorError as exc:
                 # The connection was never opened, so nothing reached the provider: safe for every route.
                 error: ProviderError = ProviderTimeoutError(f"Could not connect to UlazAI ({exc.os_error})")
@@ -222,6 +239,7 @@ class UlazAIClient:
 
     async def _send(
         self,
+        endpoint: str,
         method: str,
         url: str,
         json_body: Mapping[str, Any] | None,
@@ -234,17 +252,30 @@ class UlazAIClient:
             "Authorization": f"Bearer {self._api_key.get_secret_value()}",
             "Accept": "application/json",
         }
-        async with self._session.request(
-            method,
-            url,
-            json=json_body,
-            data=form() if form is not None else None,
-            headers=headers,
-            timeout=request_timeout,
-            allow_redirects=False,
-        ) as response:
-            text = await response.text(errors="replace")
-            return response.status, text, _retry_after(response.headers.get("Retry-After"))
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            async with self._session.request(
+                method,
+                url,
+                json=json_body,
+                data=form() if form is not None else None,
+                headers=headers,
+                timeout=request_timeout,
+                allow_redirects=False,
+            ) as response:
+                text = await response.text(errors="replace")
+                status = response.status
+                return response.status, text, _retry_after(response.headers.get("Retry-After"))
+        finally:
+            self._observed(endpoint, status, time.perf_counter() - started)
+
+    def _observed(self, endpoint: str, status: int | None, seconds: float) -> None:
+        for observer in self._observers:
+            try:
+                observer(endpoint, status, seconds)
+            except Exception:
+                log.exception("A provider call observer failed")
 
     async def _backoff(
         self, attempt: int, retry_after: float | None, method: str, path: str, error: ProviderError

@@ -71,6 +71,12 @@ async def test_the_group_is_synced_with_the_documented_names_and_permissions(har
         "confirm": ["credits"],
         "retention": ["days"],
         "forget": ["member"],
+        "usage": ["period"],
+        "resume": [],
+        "alert": ["credits"],
+        "jobs": [],
+        "ban": ["member", "reason"],
+        "unban": ["member"],
     }
     assert {
         name: [o["name"] for o in sub.get("options", [])] for name, sub in subcommands.items()
@@ -104,6 +110,12 @@ def every_subcommand(h: Harness) -> list[tuple[str, dict[str, Any]]]:
         ("confirm", {"credits": 0}),
         ("retention", {"days": 0}),
         ("forget", {"member": h.member_id}),
+        ("usage", {}),
+        ("resume", {}),
+        ("alert", {"credits": 100}),
+        ("jobs", {}),
+        ("ban", {"member": h.member_id, "reason": "spam"}),
+        ("unban", {"member": h.member_id}),
     ]
 
 
@@ -401,6 +413,10 @@ async def test_settings_of_a_new_server_are_the_defaults(harness: Harness) -> No
         "Price confirmation": f"Above {defaults.confirm_above_credits} credits",
         "Retention": f"{defaults.retention_days} days after a video ends",
         "Blocklist (0)": "Empty",
+        "Video line": "Video generation is running. UlazAI has not reported the account's balance yet "
+        "(Kling 2.6 videos carry it).",
+        "Low-balance alert": "Off",
+        "Banned (0)": "None",
     }
 
 

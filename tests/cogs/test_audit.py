@@ -179,10 +179,9 @@ async def test_a_lost_job_is_audited_with_its_refund_and_what_to_check(harness: 
 
 async def test_a_refusal_by_the_provider_is_audited_as_failed(harness: Harness) -> None:
     h = harness
-    h.sandbox.balance = 10  # the operator's UlazAI account cannot pay
+    h.sandbox.inject("generate", status=400)  # this job's fault (a 401/402 pauses the line instead)
     job_id = await request(h)
     assert await line(h, "failed") == (
-        f"❌ Job #{job_id} failed: the server's UlazAI account is out of video credits. 55 credits refunded to "
-        f"<@{h.member_id}>. UlazAI refused it (HTTP 402): insufficient credits: this video costs 55, the "
-        "balance is 10"
+        f"❌ Job #{job_id} failed: UlazAI refused the request: invalid payload. 55 credits refunded to "
+        f"<@{h.member_id}>. UlazAI refused it (HTTP 400): invalid payload"
     )

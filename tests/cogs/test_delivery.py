@@ -132,15 +132,18 @@ async def test_429_and_500_on_status_do_not_stop_delivery(harness: Harness) -> N
     assert len(posted(h)) == 1
 
 
-async def test_402_on_generate_fails_and_refunds(harness: Harness) -> None:
+async def test_400_on_generate_fails_and_refunds_only_that_job(harness: Harness) -> None:
     h = harness
-    h.sandbox.balance = 10
+    h.sandbox.inject("generate", status=400)
     job_id = await request(h)
     job = await wait_state(h, job_id, JobState.FAILED)
-    assert job.error == "the server's UlazAI account is out of video credits"
-    await h.fake.wait_for_message(h.videos, lambda m: "out of video credits" in m.content)
+    assert job.error == "UlazAI refused the request: invalid payload"
+    await h.fake.wait_for_message(h.videos, lambda m: "invalid payload" in m.content)
     assert len(h.provider_calls("generate")) == 1
     assert (await h.storage.balance(h.guild_id, h.member_id)).available == 300
+    assert not (await h.storage.provider_account()).paused
+    second = await request(h, user_id=h.admin_id)  # the next job goes through as usual
+    await wait_state(h, second, JobState.DELIVERED)
 
 
 async def test_500_on_generate_is_lost_refunded_audited_and_never_retried(harness: Harness) -> None:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from generation import outcomes
-from generation.outcomes import Complete, Fail, Lose, PollAgain, Requeue, Started
+from generation.outcomes import Complete, Fail, Lose, Pause, PollAgain, Requeue, Started
 from storage import DeliveredVia, Job, JobState
 from ulazai.errors import (
     AuthenticationError,
@@ -62,23 +62,20 @@ def test_a_rate_limit_requeues_after_retry_after_or_an_exponential_backoff() -> 
     assert outcomes.after_generate(RateLimitedError("slow"), spec=SPEC, attempts=9) == Requeue(300.0)
 
 
-@pytest.mark.parametrize(
-    ("error", "reason"),
-    [
-        (
-            InsufficientCreditsError("no credits", status=402),
-            "the server's UlazAI account is out of video credits",
-        ),
-        (AuthenticationError("bad key", status=401), "the bot's UlazAI key was refused"),
-        (BadRequestError("prompt too long", status=400), "UlazAI refused the request: prompt too long"),
-    ],
-)
-def test_a_refusal_fails_the_job_with_a_reason_and_an_operator_detail(error: Exception, reason: str) -> None:
-    outcome = outcomes.after_generate(error, spec=SPEC, attempts=1)  # type: ignore[arg-type]
+def test_a_400_fails_only_that_job_with_a_reason_and_an_operator_detail() -> None:
+    outcome = outcomes.after_generate(BadRequestError("prompt too long", status=400), spec=SPEC, attempts=1)
     assert isinstance(outcome, Fail)
-    assert outcome.reason.startswith(reason)
-    assert outcome.detail is not None
-    assert f"HTTP {error.status}" in outcome.detail  # type: ignore[attr-defined]
+    assert outcome.reason == "UlazAI refused the request: prompt too long"
+    assert outcome.detail == "UlazAI refused it (HTTP 400): prompt too long"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [InsufficientCreditsError("no credits", status=402), AuthenticationError("bad key", status=401)],
+)
+def test_a_401_or_402_pauses_the_line_instead_of_failing_the_job(error: Exception) -> None:
+    outcome = outcomes.after_generate(error, spec=SPEC, attempts=1)  # type: ignore[arg-type]
+    assert outcome == Pause(error.status, error.message)  # type: ignore[attr-defined]
 
 
 def test_a_request_the_rules_refuse_fails_with_the_rules_sentence() -> None:

@@ -11,6 +11,7 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import cast
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 from generation import outcomes, shapes
 from generation.worker import Worker
-from storage import DeliveredVia, Job, JobState, Storage
+from storage import AccountState, DeliveredVia, Job, JobState, Resumed, Storage
 from tests.storage.helpers import FakeClock, check_ledger, migrate_in_thread, next_interaction
 from ulazai.client import UlazAIClient
 from ulazai.errors import (
@@ -74,6 +75,9 @@ class Events:
         self.worker: Worker | None = None
         self.endings: list[tuple[int, int]] = []
         self.shown = 0
+        self.pauses: list[AccountState] = []
+        self.resumes: list[Resumed] = []
+        self.alerts: list[tuple[list[tuple[int, int]], int]] = []
 
     async def show(self, job: Job, *, force: bool = False) -> None:
         self.shown += 1
@@ -88,6 +92,15 @@ class Events:
             None if self.posting == "nowhere" else outcomes.Posted(9_000, DeliveredVia(self.posting), "notes")
         )
         await self.worker.finish_delivery(job, posted, "the channel refused it")
+
+    async def paused(self, account: AccountState) -> None:
+        self.pauses.append(account)
+
+    async def resumed(self, resumed: Resumed) -> None:
+        self.resumes.append(resumed)
+
+    async def low_credits(self, crossings: list[tuple[int, int]], remaining: int) -> None:
+        self.alerts.append((crossings, remaining))
 
 
 def accepted(credits: int | None) -> TaskResult:
@@ -175,6 +188,7 @@ async def scenario(
             outcomes.Requeue: JobState.QUEUED,
             outcomes.Fail: JobState.FAILED,
             outcomes.Lose: JobState.LOST,
+            outcomes.Pause: JobState.QUEUED,  # back in line, credits held: the account is at fault
         }[type(decision)]
         assert submitted.state is expected
         await check_ledger(storage)
@@ -202,6 +216,7 @@ async def scenario(
             await check_ledger(storage)
         final = await storage.get_job(job.id)
         assert final is not None
+        assert len(events.pauses) == int(isinstance(decision, outcomes.Pause))
         if final.state in (JobState.FAILED, JobState.LOST) and final.completed_at is None:
             assert events.endings == [(job.id, outcomes.refunded_credits(final))]
             balance = await storage.balance(1, 10)
@@ -230,3 +245,80 @@ def test_every_outcome_ends_where_it_says_and_the_ledger_balances(
         asyncio.run(scenario(f"sqlite+aiosqlite:///{folder}/bot.db", generate, status, posting, late))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_paused_line_sends_one_probe_per_interval_and_resumes_on_the_first_accepted(
+    template: Path,
+) -> None:
+    folder = Path(tempfile.mkdtemp())
+    try:
+        shutil.copy(template, folder / "bot.db")
+        asyncio.run(paused_line(f"sqlite+aiosqlite:///{folder}/bot.db"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def paused_line(url: str) -> None:
+    clock = FakeClock()
+    async with Storage(url, clock=clock) as storage:
+        await storage.update_guild_settings(1, allowance_credits=1_000, max_active_jobs=5, credits_alert=500)
+        ids = []
+        for user_id in (10, 11, 12):
+            job = await storage.create_job(
+                interaction_id=next_interaction(),
+                guild_id=1,
+                user_id=user_id,
+                channel_id=555,
+                request=shapes.job_request(SPEC),
+                estimate=shapes.reservation_for(SPEC),
+            )
+            ids.append(job.id)
+        provider = Provider(InsufficientCreditsError("insufficient credits", status=402), accepted(100))
+        events = Events("attachment")
+        worker = Worker(
+            storage,
+            cast(UlazAIClient, provider),
+            events,
+            owner=OWNER,
+            lease=timedelta(seconds=30),
+            max_in_flight=10,
+            processing_timeout=timedelta(minutes=30),
+            provider_max_rps=5,
+            probe_interval=timedelta(seconds=60),
+        )
+        events.worker = worker
+
+        async def tick() -> None:
+            await worker.tick()
+            await asyncio.gather(*worker.working.values())
+
+        async def states() -> list[JobState]:
+            return [(await storage.get_job(i)).state for i in ids]  # type: ignore[union-attr, arg-type]
+
+        await tick()  # all three go at once, before anyone knows: each meets the 402
+        assert provider.calls.count("generate") == 3
+        assert len(events.pauses) == 1  # one pause, told once
+        assert events.pauses[0].status == 402
+        assert await states() == [JobState.QUEUED] * 3
+        assert events.endings == []
+        for _ in range(3):
+            await tick()
+        clock.advance(seconds=59)
+        await tick()
+        assert provider.calls.count("generate") == 3  # no probe before the interval
+        clock.advance(seconds=1)
+        await tick()
+        await tick()
+        assert provider.calls.count("generate") == 4  # one probe, still refused
+        assert len(events.pauses) == 1
+        provider.answers["generate"] = replace(accepted(100), credits_remaining=420)
+        clock.advance(seconds=60)
+        await tick()  # the probe is accepted: the line resumes for everyone
+        assert provider.calls.count("generate") == 5
+        assert len(events.resumes) == 1
+        assert events.alerts == [([(1, 500)], 420)]
+        await tick()
+        assert provider.calls.count("generate") == 7
+        assert await states() == [JobState.PROCESSING] * 3
+        assert not (await storage.provider_account()).paused
+        await check_ledger(storage)

@@ -221,3 +221,19 @@ async def test_upgrade_dates_the_end_of_jobs_that_already_ended(empty_url: str) 
     assert still.ended_at is None
     assert (settings.confirm_above_credits, settings.retention_days) == (200, 90)
     assert await _schema_diff(empty_url) == []
+
+
+async def test_upgrade_dates_the_deliveries_made_before_delivered_at(empty_url: str) -> None:
+    """Jobs delivered before ``delivered_at`` existed get the moment they were last touched."""
+    await upgrade_to_head(empty_url)
+    async with Storage(empty_url, clock=FakeClock()) as storage:
+        await storage.grant(1, 10, 1000, actor_id=7)
+        delivered = await _delivered(storage, DeliveredVia.ATTACHMENT, "attached")
+        waiting = (await make_job(storage, estimate=10)).id or 0
+        touched = (await storage.get_job(delivered)).updated_at  # type: ignore[union-attr]
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_url), "0005")
+    await upgrade_to_head(empty_url)
+    async with Storage(empty_url) as storage:
+        assert (await storage.get_job(delivered)).delivered_at == touched  # type: ignore[union-attr]
+        assert (await storage.get_job(waiting)).delivered_at is None  # type: ignore[union-attr]
+    assert await _schema_diff(empty_url) == []
