@@ -178,7 +178,11 @@ async def test_upgrade_does_not_block_the_event_loop(empty_url: str) -> None:
     elapsed = time.monotonic() - started
     task.cancel()
     assert ticks >= 3, f"only {ticks} ticks in {elapsed:.2f}s"
-    assert longest_gap < max(0.25, elapsed / 2), f"the loop stalled for {longest_gap:.2f}s"
+    # A migration run on the loop would stall it for about the whole upgrade; in a thread, the loop only
+    # waits its turn for the GIL and the CPU (longer on a busy machine, never most of the upgrade).
+    assert longest_gap < max(0.5, elapsed * 0.75), (
+        f"the loop stalled for {longest_gap:.2f}s of {elapsed:.2f}s"
+    )
 
 
 async def test_a_newcomers_first_start_creates_the_sqlite_database(
