@@ -174,8 +174,12 @@ async def send_for_review(bot: KlingBot, job: Job, review_channel_id: int) -> Jo
 
 
 async def cancel(interaction: Interaction, job_id: int) -> None:
-    """The member's Cancel on their receipt: release the hold, say so, and redraw the cards."""
+    """The member's Cancel on their receipt (already acknowledged as an update of it): only the
+    requester may; release the hold, say so on the receipt, and redraw the cards."""
     bot: KlingBot = interaction.client
+    current = await bot.storage.get_job(job_id)
+    if current is None or current.user_id != interaction.user.id:
+        raise UserFacingError("Only the member who asked for this video can cancel it.")
     try:
         job = await bot.storage.cancel(job_id, actor_id=interaction.user.id, reason="cancelled by the member")
     except (InvalidTransition, JobNotFound):
@@ -193,7 +197,7 @@ async def cancel(interaction: Interaction, job_id: int) -> None:
             else "This request has already ended; there is nothing to cancel.",
         )
         return
-    await interaction.response.edit_message(
+    await interaction.edit_original_response(
         content=f"Cancelled. Your {job.estimate_credits} credits are back.",
         embed=None,
         view=views.cancel_view(job_id, disabled=True),

@@ -242,3 +242,19 @@ async def abandoned_submissions(session: AsyncSession, now: datetime) -> list[Jo
         .with_for_update(skip_locked=True)
     )
     return list(result.scalars().all())
+
+
+async def mark_video_deleted(session: AsyncSession, job_id: int, message_id: int, now: datetime) -> bool:
+    """Record that the video posted as ``message_id`` is gone (only the first deletion counts);
+    ``True`` when this call recorded it."""
+    result = await session.execute(
+        sa.update(Job)
+        .where(
+            col(Job.id) == job_id,
+            col(Job.posted_message_id) == message_id,
+            col(Job.posted_deleted_at).is_(None),
+        )
+        .values(posted_deleted_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))

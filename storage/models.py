@@ -258,6 +258,9 @@ class Job(SQLModel, table=True):
     delivered_via: DeliveredVia | None = Field(default=None, sa_type=DeliveredViaType, nullable=True)
     #: What happened on the way, in words for the audit log ("posted as a link: it is 30 MB, ...").
     delivery_notes: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    #: When the posted video was deleted from Discord with its Delete button (``None``: still there, as
+    #: far as the bot knows); ``posted_message_id`` is kept, for the record.
+    posted_deleted_at: datetime | None = _when(nullable=True, default=None)
     attempts: int = 0
     error: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
 

@@ -559,3 +559,13 @@ class Storage:
         """How many of one server's jobs are in each state that has not ended yet (for its admins)."""
         async with self._maker() as s, s.begin():
             return await jobs.unfinished_counts(s, guild_id)
+
+    # -- issue 15: scale out ---------------------------------------------------------------------------
+
+    async def mark_video_deleted(self, job_id: int, *, message_id: int) -> bool:
+        """The posted video ``message_id`` of a job was deleted from Discord (its Delete button): record
+        when, so the job no longer links to it. ``False`` when it was already recorded, or when
+        ``message_id`` is not the job's video."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            return await jobs.mark_video_deleted(s, job_id, message_id, now)

@@ -230,7 +230,7 @@ async def test_regenerate_charges_the_presser_and_delete_is_for_the_requester_or
     refused = await h.fake.send_component(
         f"video:delete:{job_id}", message_id=video.id, user_id=other.id, channel_id=h.videos
     )
-    assert "Only the member who asked" in ((await refused.wait_callback()).content or "")
+    assert "Only the member who asked" in (await refused.wait_followup()).content
 
     again = await h.fake.send_component(
         f"video:regen:{job_id}", message_id=video.id, user_id=h.admin_id, channel_id=h.videos

@@ -1,0 +1,31 @@
+"""Issue 15 (scale out): ``jobs.posted_deleted_at``, when a posted video was deleted with its button.
+
+Until now a deleted video left its job pointing at a message that no longer exists, and ``/video
+jobs`` linked to it. Existing rows stay ``NULL`` (unknown: nothing recorded a deletion before).
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-28 10:00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("posted_deleted_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("posted_deleted_at")
