@@ -187,6 +187,9 @@ class MemberAccount(SQLModel, table=True):
     reserved_credits: int = 0
     active_jobs: int = 0
     last_moved: int = 0
+    #: The member's place in the fair queue's rounds: the round after their last job given a slot
+    #: (see :mod:`storage.scheduling`).
+    fair_round: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
 

@@ -468,7 +468,7 @@ class Storage:
     async def claim_fair_for_submit(
         self, owner: str, *, limit: int, max_in_flight: int, lease: timedelta = DEFAULT_LEASE
     ) -> list[Job]:
-        """Lease due queued jobs round-robin across members, keeping under ``max_in_flight``
+        """Lease due queued jobs fairly across members, keeping under ``max_in_flight``
         generations for the whole bot (see :mod:`storage.scheduling`); follow with
         :meth:`mark_submitting` right before the generate call."""
         now = self.now()
@@ -545,15 +545,17 @@ class Storage:
     async def queue_position(self, job_id: int) -> int | None:
         """Where a queued job stands in line (1 = next to be submitted); ``None`` if it is not queued.
 
-        The line is the order :meth:`claim_fair_for_submit` serves (round-robin across members).
+        The line is the order :meth:`claim_fair_for_submit` serves (fair across members).
         """
+        now = self.now()
         async with self._maker() as s, s.begin():
-            return await scheduling.queue_position(s, job_id)
+            return await scheduling.queue_position(s, job_id, now=now)
 
     async def queue_positions(self, *, limit: int = 100) -> dict[int, int]:
         """The first ``limit`` queued jobs' places in line, for refreshing their status cards."""
+        now = self.now()
         async with self._maker() as s, s.begin():
-            return await scheduling.queue_positions(s, limit=limit)
+            return await scheduling.queue_positions(s, limit=limit, now=now)
 
     async def unfinished_jobs(self, guild_id: int) -> dict[JobState, int]:
         """How many of one server's jobs are in each state that has not ended yet (for its admins)."""

@@ -1,7 +1,10 @@
-"""Issue 15 (scale out): ``jobs.posted_deleted_at``, when a posted video was deleted with its button.
+"""Issue 15 (scale out): ``jobs.posted_deleted_at`` and ``member_accounts.fair_round``.
 
-Until now a deleted video left its job pointing at a message that no longer exists, and ``/video
-jobs`` linked to it. Existing rows stay ``NULL`` (unknown: nothing recorded a deletion before).
+* ``jobs.posted_deleted_at``: when a posted video was deleted with its button. Until now a deleted
+  video left its job pointing at a message that no longer exists, and ``/video jobs`` linked to it.
+  Existing rows stay ``NULL`` (unknown: nothing recorded a deletion before).
+* ``member_accounts.fair_round``: the member's round in the fair queue (:mod:`storage.scheduling`);
+  every existing member starts at round 0, which the queue reads as "now".
 
 Revision ID: 0004
 Revises: 0003
@@ -24,8 +27,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("posted_deleted_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("member_accounts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("fair_round", sa.Integer(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("member_accounts", schema=None) as batch_op:
+        batch_op.drop_column("fair_round")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_column("posted_deleted_at")
