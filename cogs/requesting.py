@@ -13,6 +13,12 @@ ephemeral sentence, and charges nothing):
 5. post the public status card with ``channel.send`` (interaction tokens die after 15 minutes), and
    with review on the moderators' review card, then answer the member with a receipt carrying a Cancel
    button and write the request to the audit log.
+
+The receipt must follow the acknowledgement quickly even in a burst (``benchmarks/ack.py``), so the
+flow reads the server's settings once (the audit line uses them too), reads the balance only when
+there are images to upload (the reservation refuses a request it cannot pay for with the same
+refusal, and returns the balance the receipt shows); the queue position, the card's id and the
+settings are each one Core statement (:mod:`storage`).
 """
 
 from __future__ import annotations
@@ -82,12 +88,13 @@ async def request_video(
 
     role_ids = [role.id for role in member.roles]
     estimate = reservation_for(spec)
-    balance = await bot.storage.balance(guild_id, member.id, role_ids)
-    checks.check_room(balance, max_active_jobs=settings.max_active_jobs, cost=estimate)
+    if attachments:  # an early answer, to spare uploads that could not be paid for
+        balance = await bot.storage.balance(guild_id, member.id, role_ids)
+        checks.check_room(balance, max_active_jobs=settings.max_active_jobs, cost=estimate)
 
     spec = await upload_images(bot, spec, attachments, uploaded)
     review = settings.review_channel_id is not None
-    job = await requesting.create_job(
+    job, available = await requesting.create_job(
         bot.storage,
         spec,
         interaction_id=interaction.id,
@@ -97,21 +104,19 @@ async def request_video(
         estimate=estimate,
         role_ids=role_ids,
         review=review,
-        next_refill=balance.next_refill_at,
+        settings=settings,
     )
-    job_id = job.id
-    assert job_id is not None
     job = await post_status_card(bot, channel, job)
     if settings.review_channel_id is not None and job.state is JobState.PENDING_REVIEW:
         job = await send_for_review(bot, job, settings.review_channel_id)
-    after = await bot.storage.balance(guild_id, member.id, role_ids)
     await interaction.followup.send(
-        embed=receipt(job, after.available, review=review),
-        view=views.cancel_view(job_id),
+        embed=receipt(job, available, review=review),
+        view=views.cancel_view(job.id or 0),
         ephemeral=True,
         allowed_mentions=NO_MENTIONS,
     )
-    await audit(bot, guild_id, audit_lines.requested(job))
+    if settings.audit_channel_id is not None:
+        await audit(bot, guild_id, audit_lines.requested(job), channel_id=settings.audit_channel_id)
 
 
 async def regenerate(interaction: Interaction, job_id: int) -> None:

@@ -19,11 +19,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage.errors import InvalidTransition, JobNotFound, LeaseLost, StaleState
-from storage.models import Job
+from storage.models import Job, table
 from storage.states import TERMINAL_STATES, JobState, can_transition
 
 
@@ -258,3 +259,18 @@ async def mark_video_deleted(session: AsyncSession, job_id: int, message_id: int
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def set_messages(connection: Connection, change: tuple[int, dict[str, Any]]) -> dict[str, Any] | None:
+    """``UPDATE`` one job's message ids (``change``: its id and the new values) and return the whole
+    row (``None``: no such job), in a transaction of its own; synchronous, for
+    :func:`storage.database.run_on_connection` (every new request records its status card)."""
+    job_id, values = change
+    jobs = table(Job)
+    with connection.begin():
+        row = (
+            connection.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values).returning(*jobs.c))
+            .mappings()
+            .one_or_none()
+        )
+    return None if row is None else dict(row)

@@ -341,6 +341,7 @@ def _defaults(model: type[SQLModel]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 _JOB_DEFAULTS, _JOB_FACTORIES = _defaults(Job)
+_GUILD_DEFAULTS, _GUILD_FACTORIES = _defaults(GuildSettings)
 
 
 def detached_job(values: dict[str, Any]) -> Job:
@@ -351,6 +352,18 @@ def detached_job(values: dict[str, Any]) -> Job:
     job.__dict__.update({name: factory() for name, factory in _JOB_FACTORIES.items() if name not in values})
     job.__dict__.update(values)
     return job
+
+
+def detached_settings(values: dict[str, Any]) -> GuildSettings:
+    """:class:`GuildSettings` from a whole row, built as :func:`detached_job` builds a job (the request
+    flow reads them for every request)."""
+    settings: GuildSettings = sa.inspect(GuildSettings).class_manager.new_instance()
+    settings.__dict__.update(_GUILD_DEFAULTS)
+    settings.__dict__.update(
+        {name: factory() for name, factory in _GUILD_FACTORIES.items() if name not in values}
+    )
+    settings.__dict__.update(values)
+    return settings
 
 
 def table(model: type[SQLModel]) -> sa.Table:

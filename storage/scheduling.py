@@ -34,13 +34,14 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage import bot_state
 from storage._sql import dialect_name
-from storage.jobs import due, lease_free, take_leases
-from storage.models import Job, MemberAccount
+from storage.jobs import take_leases
+from storage.models import BotState, Job, MemberAccount, UTCDateTime
 from storage.states import JobState
 
 #: Arbitrary, fixed: the advisory lock that serialises submit claims across processes.
@@ -49,23 +50,36 @@ _SUBMIT_LOCK_KEY = 0x6B6C696E67  # "kling"
 ROUND_KEY = "fair_queue_round"
 
 
+def _now() -> sa.BindParameter[datetime]:
+    return sa.bindparam("now", type_=UTCDateTime())
+
+
+#: The queue's current round, inside a statement (0 before the first slot was ever given).
+_CURRENT_ROUND = sa.func.coalesce(
+    sa.select(sa.cast(col(BotState.value), sa.Integer))
+    .where(col(BotState.key) == ROUND_KEY)
+    .scalar_subquery(),
+    0,
+)
+
+
 async def current_round(session: AsyncSession) -> int:
-    value = await bot_state.get(session, ROUND_KEY)
-    return int(value) if value else 0
+    return int((await session.execute(sa.select(_CURRENT_ROUND))).scalar_one())
 
 
-def _fair_order(current: int, now: datetime) -> sa.Subquery:
-    """Every queued job nobody has claimed, with its round (see the module docstring)."""
+def _fair_order() -> sa.CTE:
+    """Every queued job nobody has claimed, with its round (see the module docstring); parameter
+    ``now``. Built once: the statements below are compiled once and cached."""
     member = (col(Job.guild_id), col(Job.user_id))
     start = sa.case(
-        (col(MemberAccount.fair_round) > current, col(MemberAccount.fair_round)), else_=sa.literal(current)
+        (col(MemberAccount.fair_round) > _CURRENT_ROUND, col(MemberAccount.fair_round)), else_=_CURRENT_ROUND
     )
     place = sa.func.row_number().over(partition_by=member, order_by=col(Job.id))
+    free = sa.or_(col(Job.lease_expires_at).is_(None), col(Job.lease_expires_at) <= _now())
     return (
         sa.select(
             col(Job.id).label("job_id"),
-            col(Job.guild_id).label("guild_id"),
-            col(Job.user_id).label("user_id"),
+            col(Job.next_attempt_at).label("next_attempt_at"),
             (start + place - 1).label("round"),
         )
         .join(
@@ -75,9 +89,41 @@ def _fair_order(current: int, now: datetime) -> sa.Subquery:
                 col(MemberAccount.user_id) == col(Job.user_id),
             ),
         )
-        .where(col(Job.state) == JobState.QUEUED, lease_free(now))
-        .subquery()
+        .where(col(Job.state) == JobState.QUEUED, free)
+        .cte("fair_order")
     )
+
+
+_ORDER = _fair_order()
+#: The first ``limit`` of the line, in the order served.
+_LINE = (
+    sa.select(_ORDER.c.job_id, _ORDER.c.round)
+    .order_by(_ORDER.c.round, _ORDER.c.job_id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+#: The due jobs at the head of the line, locked for the claim (PostgreSQL; SQLite ignores it).
+_DUE_LINE = (
+    sa.select(col(Job.id), _ORDER.c.round)
+    .join(_ORDER, _ORDER.c.job_id == col(Job.id))
+    .where(sa.or_(_ORDER.c.next_attempt_at.is_(None), _ORDER.c.next_attempt_at <= _now()))
+    .order_by(_ORDER.c.round, col(Job.id))
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+    .with_for_update(of=Job, skip_locked=True)
+)
+_MINE = sa.select(_ORDER.c.round.label("round")).where(_ORDER.c.job_id == sa.bindparam("job_id")).subquery()
+#: One job's round and how many jobs are ahead of it (no row: it is not waiting in line).
+_PLACE = sa.select(
+    _MINE.c.round,
+    sa.select(sa.func.count())
+    .select_from(_ORDER)
+    .where(
+        sa.or_(
+            _ORDER.c.round < _MINE.c.round,
+            sa.and_(_ORDER.c.round == _MINE.c.round, _ORDER.c.job_id < sa.bindparam("job_id")),
+        )
+    )
+    .scalar_subquery(),
+).select_from(_MINE)
 
 
 async def in_flight(session: AsyncSession, now: datetime) -> int:
@@ -109,17 +155,7 @@ async def claim_fair(
     if free <= 0:
         return []
     current = await current_round(session)
-    order = _fair_order(current, now)
-    picked = (
-        await session.execute(
-            sa.select(col(Job.id), order.c.round)
-            .join(order, order.c.job_id == col(Job.id))
-            .where(due(now))
-            .order_by(order.c.round, col(Job.id))
-            .limit(free)
-            .with_for_update(of=Job, skip_locked=True)
-        )
-    ).all()
+    picked = (await session.execute(_DUE_LINE, {"now": now, "limit": free})).all()
     rounds = {int(job_id): int(round_) for job_id, round_ in picked}
     claimed = await take_leases(
         session, list(rounds), owner, states=(JobState.QUEUED,), lease_until=lease_until, now=now
@@ -153,24 +189,16 @@ async def _advance(
 
 async def queue_positions(session: AsyncSession, *, limit: int, now: datetime) -> dict[int, int]:
     """The first ``limit`` queued jobs and their place in line (1 = next), in the order served."""
-    order = _fair_order(await current_round(session), now)
-    rows = await session.execute(
-        sa.select(order.c.job_id).order_by(order.c.round, order.c.job_id).limit(limit)
-    )
-    return {job_id: position for position, job_id in enumerate(rows.scalars().all(), start=1)}
+    rows = await session.execute(_LINE, {"now": now, "limit": limit})
+    return {int(job_id): position for position, (job_id, _) in enumerate(rows.all(), start=1)}
 
 
-async def queue_position(session: AsyncSession, job_id: int, *, now: datetime) -> int | None:
-    """One queued job's place in line (1 = next), or ``None`` when it is not waiting in the queue."""
-    order = _fair_order(await current_round(session), now)
-    mine = (
-        await session.execute(sa.select(order.c.round).where(order.c.job_id == job_id))
-    ).scalar_one_or_none()
-    if mine is None:
-        return None
-    ahead = await session.execute(
-        sa.select(sa.func.count())
-        .select_from(order)
-        .where(sa.or_(order.c.round < mine, sa.and_(order.c.round == mine, order.c.job_id < job_id)))
-    )
-    return int(ahead.scalar_one()) + 1
+def queue_position(connection: Connection, where: tuple[int, datetime]) -> int | None:
+    """One queued job's place in line (1 = next), or ``None`` when it is not waiting in the queue:
+    ``where`` is the job's id and the moment. One read-only transaction of one statement;
+    synchronous, for :func:`storage.database.run_on_connection` (status cards ask it for every new
+    request)."""
+    job_id, now = where
+    with connection.begin():
+        row = connection.execute(_PLACE, {"now": now, "job_id": job_id}).one_or_none()
+    return None if row is None else int(row[1]) + 1

@@ -477,10 +477,15 @@ class FakeInteraction:
     delivered_to: list[str] = field(default_factory=list)
     #: Callback requests refused because the interaction was already acknowledged (400 40060).
     refused_callbacks: int = 0
+    #: Who waits for this interaction's callback or followups: woken only when those change, so a
+    #: burst of interactions awaited at once costs each REST call one wake-up, not one per waiter.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list, repr=False)
 
     async def wait_callback(self, timeout: float = 5.0) -> CallbackRecord:
         """The callback (type 4/5/6/7/8/9), waiting for it if the bot has not answered yet."""
-        return await self.fake._wait(lambda: self.callback, timeout, f"the callback of interaction {self.id}")
+        return await self.fake._wait(
+            lambda: self.callback, timeout, f"the callback of interaction {self.id}", waiters=self.waiters
+        )
 
     async def wait_followup(self, index: int = 0, timeout: float = 5.0) -> FakeMessage:
         """The ``index``-th followup; after a deferral the first one replaces the loading message."""
@@ -488,7 +493,15 @@ class FakeInteraction:
             lambda: self.followups[index] if len(self.followups) > index else None,
             timeout,
             f"followup #{index} of interaction {self.id}",
+            waiters=self.waiters,
         )
+
+    def changed(self) -> None:
+        """Wake whoever waits for this interaction (its callback or a followup arrived)."""
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     @property
     def original(self) -> FakeMessage | None:
@@ -848,7 +861,7 @@ class FakeDiscord:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        for waiter in self._waiters:
+        for waiter in [*self._waiters, *(w for i in self.interactions.values() for w in i.waiters)]:
             if not waiter.done():
                 waiter.cancel()
 
@@ -1208,7 +1221,17 @@ class FakeDiscord:
             lambda: True if not self._sockets else None, timeout, "every gateway socket to close"
         )
 
-    async def _wait(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
+    async def _wait(
+        self,
+        check: Callable[[], T | None],
+        timeout: float,
+        what: str,
+        *,
+        waiters: list[asyncio.Future[None]] | None = None,
+    ) -> T:
+        """Until ``check()`` returns something, re-checked on every change the fake notifies (or only
+        on those of one interaction, when its ``waiters`` are given)."""
+        waiting = self._waiters if waiters is None else waiters
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -1219,14 +1242,14 @@ class FakeDiscord:
             if remaining <= 0:
                 raise TimeoutError(f"timed out after {timeout}s waiting for {what}; {self._recent_calls()}")
             waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
+            waiting.append(waiter)
             try:
                 await asyncio.wait_for(waiter, remaining)
             except TimeoutError:
                 pass
             finally:
                 with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
+                    waiting.remove(waiter)
 
     def _notify(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -2931,6 +2954,7 @@ class FakeDiscord:
                 if not data.get(key):
                     raise _form_error(f"data.{key}", "BASE_TYPE_REQUIRED", "This field is required")
         interaction.callback = CallbackRecord(rtype, data, call, call.at - interaction.dispatched_at, message)
+        interaction.changed()
         self._notify()
         if not _truthy(request.query.get("with_response")):
             return self._no_content(call)
@@ -2987,6 +3011,7 @@ class FakeDiscord:
         else:
             message = self._create_message(channel, body, call.files, call=call, interaction=interaction)
         interaction.followups.append(message)
+        interaction.changed()
         self._notify()
         if not _truthy(request.query.get("wait")):
             return self._no_content(call)
