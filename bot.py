@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import discord
@@ -69,8 +69,14 @@ class KlingTree(app_commands.CommandTree["KlingBot"]):
         await answer_error(interaction, original, where=f"/{command}")
 
 
-class KlingBot(commands.Bot):
-    """The bot, with the resources it was given by :func:`run`."""
+class KlingBot(commands.AutoShardedBot):
+    """The bot, with the resources it was given by :func:`run`.
+
+    Sharded: it runs the gateway shards ``SHARD_IDS`` of ``SHARD_COUNT`` (with neither set, as many as
+    Discord recommends, all in this process), so several processes can share the gateway, each
+    receiving only its own servers' events and interactions. Everything else is shard-independent:
+    the delivery worker takes any job from the shared database and posts by REST.
+    """
 
     settings: Settings
     http_session: aiohttp.ClientSession
@@ -92,6 +98,9 @@ class KlingBot(commands.Bot):
         discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True  # channels, roles and permissions; slash commands need nothing privileged
+        shards: dict[str, Any] = {"shard_count": settings.shard_count}
+        if settings.shard_ids is not None:
+            shards["shard_ids"] = list(settings.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -99,6 +108,7 @@ class KlingBot(commands.Bot):
             allowed_mentions=NO_MENTIONS,
             help_command=None,
             guild_ready_timeout=guild_ready_timeout,
+            **shards,
         )
         self.settings = settings
         self.extensions_to_load = tuple(INITIAL_EXTENSIONS if extensions is None else extensions)
@@ -158,7 +168,14 @@ class KlingBot(commands.Bot):
 
     async def on_ready(self) -> None:
         # Fires on every reconnect: only log here, never set anything up.
-        log.info("Connected as %s to %d server(s)", self.user, len(self.guilds))
+        shards = ", ".join(str(shard) for shard in sorted(self.shards))
+        log.info(
+            "Connected as %s to %d server(s) on shard(s) %s of %s",
+            self.user,
+            len(self.guilds),
+            shards,
+            self.shard_count,
+        )
 
 
 def point_discord_at(api_base: str | None, gateway: str | None) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.database import DEFAULT_DATABASE_URL
 
@@ -43,6 +43,11 @@ _HOW_TO_FIX: dict[str, str] = {
     "STARTUP_RETRY_MINUTES": "use a number of minutes from 0 to 1440 (default 10; 0 gives up at the first failure)",
     "MEDIA_WORKERS": "use a whole number from 1 to 64 (default 1)",
     "MEDIA_TIMEOUT_SECONDS": "use a number of seconds above 0 (default 300)",
+    "SHARD_COUNT": "use a whole number of shards from 1 to 10000, or remove it to run Discord's recommended count",
+    "SHARD_IDS": (
+        "use comma-separated shard ids from 0 to SHARD_COUNT - 1 (such as 0,1), with SHARD_COUNT set, "
+        "or remove it to run every shard"
+    ),
     "DISCORD_API_BASE_URL": "remove it (it is only for testing against a local fake Discord)",
     "DISCORD_GATEWAY_URL": "remove it (it is only for testing against a local fake Discord)",
 }
@@ -107,6 +112,33 @@ class Settings(BaseSettings):
     # Only for the test suite and local experiments: point discord.py at a fake Discord.
     discord_api_base_url: str | None = None
     discord_gateway_url: str | None = None
+    # -- issue 15: running several processes (see the README's "Running several processes")
+    #: How many gateway shards the whole deployment runs (``None``: Discord's recommended count).
+    shard_count: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    #: The shards this process runs, out of ``shard_count`` (``None``: all of them).
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not parts or not all(part.isdigit() for part in parts):
+            raise ValueError("is not a comma-separated list of shard ids")
+        return tuple(int(part) for part in parts)
+
+    @model_validator(mode="after")
+    def _shards_exist(self) -> Settings:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT")
+        if not self.shard_ids or any(not 0 <= shard < self.shard_count for shard in self.shard_ids):
+            raise ValueError(f"SHARD_IDS must be ids from 0 to {self.shard_count - 1} (SHARD_COUNT - 1)")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("SHARD_IDS names a shard twice")
+        return self
 
     @field_validator("discord_token")
     @classmethod
@@ -151,6 +183,10 @@ def describe_errors(error: ValidationError) -> str:
     """One line naming each bad variable and how to fix it, without ever quoting a value."""
     problems: list[str] = []
     for item in error.errors(include_input=False, include_url=False):
+        reason = str(item["msg"]).removeprefix("Value error, ")
+        if not item["loc"] and reason.startswith("SHARD_IDS"):  # the shard settings checked together
+            problems.append(f"{reason}: {_HOW_TO_FIX['SHARD_IDS']}")
+            continue
         name = str(item["loc"][0]).upper() if item["loc"] else "settings"
         if item["type"] == "missing":
             what = f"{name} is not set"

@@ -27,6 +27,7 @@ from cogs import audit as audit_lines
 from cogs import cards, views
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, mention_only
+from cogs.remote_guilds import RemoteUploadLimits
 from generation import outcomes
 from generation.outcomes import Posted
 from generation.worker import TICK_SECONDS, Worker
@@ -103,6 +104,7 @@ class Delivery(commands.Cog):
             provider_max_rps=settings.provider_max_rps,
         )
         self.cards = CardEditor(bot)
+        self.remote_limits = RemoteUploadLimits(bot)
         self.allow_private_downloads = False
         self._queue_refreshed = 0.0
         self._queue_task: asyncio.Task[None] | None = None
@@ -161,7 +163,7 @@ class Delivery(commands.Cog):
         assert job.video_url is not None
         video: DownloadedVideo | None = None
         why_link: str | None = None
-        limit = self.upload_limit(job)
+        limit = await self.upload_limit(job)
         try:
             try:
                 video = await download_video(
@@ -192,9 +194,10 @@ class Delivery(commands.Cog):
 
     # -- posting -------------------------------------------------------------------------------------
 
-    def upload_limit(self, job: Job) -> int:
-        guild = self.bot.get_guild(job.guild_id)
-        return outcomes.upload_limit(guild.filesize_limit if guild is not None else None)
+    async def upload_limit(self, job: Job) -> int:
+        guild = self.bot.get_guild(job.guild_id)  # None: a server on another process's shard
+        size = guild.filesize_limit if guild is not None else await self.remote_limits.of(job.guild_id)
+        return outcomes.upload_limit(size)
 
     async def post(
         self, job: Job, video: DownloadedVideo | None, why_link: str | None
@@ -203,7 +206,7 @@ class Delivery(commands.Cog):
 
         Returns the message and where it went, or ``None`` and why it could not be posted anywhere.
         """
-        limit = self.upload_limit(job)
+        limit = await self.upload_limit(job)
         if video is not None:
             why_link = outcomes.over_limit_reason(video.size, limit) or why_link
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
