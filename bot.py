@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from cogs import views
 from cogs.common import NO_MENTIONS, Interaction, answer_error
 from config import Settings, describe_errors, load_settings
+from generation.provider_pace import SharedPace
 from logs import setup_logging
 from startup import DiscordUnreachable, login_with_retries, unwritable_folder
 from storage import COMMAND_TREE_HASH_KEY, Storage
@@ -114,13 +115,15 @@ class KlingBot(commands.AutoShardedBot):
         self.extensions_to_load = tuple(INITIAL_EXTENSIONS if extensions is None else extensions)
         self.http_session = http_session
         self.storage = storage
+        # A little headroom: a call released by the limiter may leave a moment later, behind a busy
+        # loop, and must still land within the provider's per-second budget. On PostgreSQL the budget
+        # is the deployment's, shared by every process through the database.
+        rate = settings.provider_max_rps * RATE_HEADROOM
         self.ulazai = ulazai or UlazAIClient(
             http_session,
             base_url=settings.ulazai_base_url,
             api_key=settings.ulazai_api_key,
-            # A little headroom: a call released by the limiter may leave a moment later, behind a
-            # busy loop, and must still land within the provider's per-second budget.
-            rate_limiter=RateLimiter(settings.provider_max_rps * RATE_HEADROOM),
+            rate_limiter=SharedPace(storage, rate) if storage.shared else RateLimiter(rate),
         )
         #: When the delivery worker last finished a pass (monotonic seconds); the heartbeat reads it.
         self.worker_heartbeat: float | None = None

@@ -318,6 +318,16 @@ class LedgerEntry(SQLModel, table=True):
     created_at: datetime = _when(default_factory=utcnow)
 
 
+class ProviderPace(SQLModel, table=True):
+    """The provider's call schedule shared by every process of a deployment (PostgreSQL): the time the
+    next free call slot starts (see :mod:`storage.pace`)."""
+
+    __tablename__: ClassVar[str] = "provider_pace"
+
+    key: str = Field(sa_type=sa.String(32), primary_key=True)
+    next_at: datetime = _when()
+
+
 class BotState(SQLModel, table=True):
     """Small global key/value facts, such as the hash of the last synced command tree."""
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from storage import accounts, bot_state, guilds, jobs, reservations, scheduling, transitions
+from storage import accounts, bot_state, guilds, jobs, pace, reservations, scheduling, transitions
 from storage._sql import is_unique_violation
 from storage.accounts import LedgerKind
 from storage.database import (
@@ -627,3 +627,15 @@ class Storage:
             role_ids=role_ids,
             review=review,
         )
+
+    @property
+    def shared(self) -> bool:
+        """Whether several bot processes may share this database (PostgreSQL; SQLite is one process's)."""
+        return self.engine.dialect.name == "postgresql"
+
+    async def reserve_provider_slots(self, count: int, interval: float) -> float:
+        """Reserve the deployment's next ``count`` provider call slots, ``interval`` s apart; returns
+        the seconds until the first (see :mod:`storage.pace`; PostgreSQL only)."""
+        if not self.shared:
+            raise RuntimeError("the provider's shared schedule needs PostgreSQL")
+        return await run_on_connection(self.engine, pace.reserve, (count, interval))

@@ -10,6 +10,7 @@ finishes that job once the dead one's lease runs out, posting it once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Literal
 import pytest
 
 from sandbox import Sandbox
-from storage import Job, JobState, Storage
+from storage import Job, JobRequest, JobState, Storage
 from tests.fakes.discord_api import FakeDiscord, FakeGuild, FakeInteraction
 from tests.postgres import create_database, drop_database
 from tests.processes import BotProcess, bot_processes
@@ -113,8 +114,9 @@ def database(postgres_server: str) -> Iterator[str]:
     drop_database(postgres_server, name)
 
 
-@pytest.fixture
-async def world(tmp_path: Path, database: str) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def make_world(folder: Path, database: str, **settings: str) -> AsyncIterator[World]:
+    """The fakes, the database migrated, and one bot process per shard with ``settings``."""
     async with FakeDiscord() as fake:
         servers = [server_on_shard(fake, shard, f"Server{shard}") for shard in range(SHARDS)]
         sandbox = Sandbox(api_key=API_KEY, task_seconds=1.0)
@@ -131,15 +133,22 @@ async def world(tmp_path: Path, database: str) -> AsyncIterator[World]:
                     "DISCORD_GATEWAY_URL": fake.gateway_url,
                     "SHARD_COUNT": str(SHARDS),
                     "WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
+                    **settings,
                 }
                 envs = [(f"shard{shard}", {**common, "SHARD_IDS": str(shard)}) for shard in range(SHARDS)]
-                async with bot_processes(tmp_path, envs) as bots:
+                async with bot_processes(folder, envs) as bots:
                     world = World(fake, sandbox, storage, servers, bots)
                     for server in servers:
                         await fake.wait_until_ready(timeout=60, guild_id=server.guild.id)
                     yield world
         finally:
             await sandbox.close()
+
+
+@pytest.fixture
+async def world(tmp_path: Path, database: str) -> AsyncIterator[World]:
+    async with make_world(tmp_path, database) as w:
+        yield w
 
 
 async def test_each_process_answers_its_own_shard_and_a_killed_one_leaves_no_job_behind(world: World) -> None:
@@ -189,3 +198,49 @@ async def test_each_process_answers_its_own_shard_and_a_killed_one_leaves_no_job
         if any(r.fault for r in w.sandbox.requests if r.route == "status"):
             break
         await asyncio.sleep(0.1)
+
+
+def most_in_a_second(times: list[float]) -> int:
+    ordered = sorted(times)
+    start, best = 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def test_two_processes_keep_to_one_provider_budget(tmp_path: Path, database: str) -> None:
+    """300 queued jobs, two processes working them: the provider never sees more than
+    PROVIDER_MAX_RPS calls in any one-second window (each process alone would send that many)."""
+    budget, jobs = 20, 300
+    settings = {"PROVIDER_MAX_RPS": str(budget), "MAX_CONCURRENT_GENERATIONS": str(jobs)}
+    async with make_world(tmp_path, database, **settings) as w:
+        server = w.servers[0]
+        await w.storage.update_guild_settings(server.guild.id, max_active_jobs=jobs)
+        await w.storage.grant(server.guild.id, server.member, 55 * jobs, actor_id=None)
+        request = JobRequest(model="kling-2.6", mode="text_to_video", prompt="a lake at dawn", duration=5)
+        for n in range(jobs):
+            await w.storage.create_job(
+                interaction_id=10_000 + n,
+                guild_id=server.guild.id,
+                user_id=server.member,
+                channel_id=server.videos,
+                request=request,
+                estimate=55,
+            )
+        owners: set[str] = set()
+        for _ in range(900):  # until every job was submitted (about 300 / 18 s), noting who worked
+            waiting = await w.storage.list_jobs(
+                server.guild.id, server.member, limit=jobs, states=[JobState.QUEUED, JobState.SUBMITTING]
+            )
+            owners |= {job.lease_owner.split(":")[1] for job in waiting if job.lease_owner}
+            if not waiting:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"{len(waiting)} jobs not submitted yet; logs:\n{w.logs()}")
+        calls = [r.time for r in w.sandbox.requests if r.route in ("generate", "status", "upload")]
+        assert len([r for r in w.sandbox.requests if r.route == "generate"]) == jobs
+        assert most_in_a_second(calls) <= budget
+        assert owners == {str(bot.pid) for bot in w.bots}  # both processes did the work

@@ -5,6 +5,8 @@
   Existing rows stay ``NULL`` (unknown: nothing recorded a deletion before).
 * ``member_accounts.fair_round``: the member's round in the fair queue (:mod:`storage.scheduling`);
   every existing member starts at round 0, which the queue reads as "now".
+* ``provider_pace``: the provider's call schedule shared by the processes of a deployment
+  (:mod:`storage.pace`); empty until the first call.
 
 Revision ID: 0004
 Revises: 0003
@@ -29,9 +31,16 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("posted_deleted_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("member_accounts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("fair_round", sa.Integer(), server_default="0", nullable=False))
+    op.create_table(
+        "provider_pace",
+        sa.Column("key", sa.String(length=32), nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_provider_pace")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("provider_pace")
     with op.batch_alter_table("member_accounts", schema=None) as batch_op:
         batch_op.drop_column("fair_round")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
