@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import discord
@@ -37,6 +37,7 @@ from cogs.common import NO_MENTIONS, Interaction, answer_error
 from config import Settings, describe_errors, load_settings
 from generation import metering
 from generation.eta import EtaBook
+from generation.provider_pace import SharedPace
 from logs import setup_logging
 from startup import DiscordUnreachable, login_with_retries, unwritable_folder
 from storage import COMMAND_TREE_HASH_KEY, JobState, Storage
@@ -78,8 +79,14 @@ class KlingTree(app_commands.CommandTree["KlingBot"]):
         await answer_error(interaction, original, where=f"/{command}")
 
 
-class KlingBot(commands.Bot):
-    """The bot, with the resources it was given by :func:`run`."""
+class KlingBot(commands.AutoShardedBot):
+    """The bot, with the resources it was given by :func:`run`.
+
+    Sharded: it runs the gateway shards ``SHARD_IDS`` of ``SHARD_COUNT`` (with neither set, as many as
+    Discord recommends, all in this process), so several processes can share the gateway, each
+    receiving only its own servers' events and interactions. Everything else is shard-independent:
+    the delivery worker takes any job from the shared database and posts by REST.
+    """
 
     settings: Settings
     http_session: aiohttp.ClientSession
@@ -105,6 +112,9 @@ class KlingBot(commands.Bot):
         intents = discord.Intents.none()
         intents.guilds = True  # channels, roles and permissions; slash commands need nothing privileged
         metrics = Metrics(models=MODELS)
+        shards: dict[str, Any] = {"shard_count": settings.shard_count}
+        if settings.shard_ids is not None:
+            shards["shard_ids"] = list(settings.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -113,6 +123,7 @@ class KlingBot(commands.Bot):
             help_command=None,
             guild_ready_timeout=guild_ready_timeout,
             http_trace=metrics.ack_trace(),  # times every interaction's acknowledgement
+            **shards,
         )
         self.metrics = metrics
         self.metrics_server = None
@@ -120,13 +131,15 @@ class KlingBot(commands.Bot):
         self.extensions_to_load = tuple(INITIAL_EXTENSIONS if extensions is None else extensions)
         self.http_session = http_session
         self.storage = storage
+        # A little headroom: a call released by the limiter may leave a moment later, behind a busy
+        # loop, and must still land within the provider's per-second budget. On PostgreSQL the budget
+        # is the deployment's, shared by every process through the database.
+        rate = settings.provider_max_rps * RATE_HEADROOM
         self.ulazai = ulazai or UlazAIClient(
             http_session,
             base_url=settings.ulazai_base_url,
             api_key=settings.ulazai_api_key,
-            # A little headroom: a call released by the limiter may leave a moment later, behind a
-            # busy loop, and must still land within the provider's per-second budget.
-            rate_limiter=RateLimiter(settings.provider_max_rps * RATE_HEADROOM),
+            rate_limiter=SharedPace(storage, rate) if storage.shared else RateLimiter(rate),
         )
         #: When videos should be ready, for their status cards (issue 12).
         self.eta = EtaBook(storage, max_in_flight=settings.max_concurrent_generations)
@@ -189,7 +202,14 @@ class KlingBot(commands.Bot):
 
     async def on_ready(self) -> None:
         # Fires on every reconnect: only log here, never set anything up.
-        log.info("Connected as %s to %d server(s)", self.user, len(self.guilds))
+        shards = ", ".join(str(shard) for shard in sorted(self.shards))
+        log.info(
+            "Connected as %s to %d server(s) on shard(s) %s of %s",
+            self.user,
+            len(self.guilds),
+            shards,
+            self.shard_count,
+        )
 
     async def close(self) -> None:
         await super().close()

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.database import DEFAULT_DATABASE_URL
 
@@ -46,6 +46,12 @@ _HOW_TO_FIX: dict[str, str] = {
     "METRICS_PORT": "use a port number from 1 to 65535, or leave it empty to serve no metrics",
     "METRICS_HOST": "use an address to listen on, such as 127.0.0.1 (the default) or 0.0.0.0",
     "PROVIDER_PAUSE_PROBE_SECONDS": "use a number of seconds from 1 to 86400 (default 60)",
+
+    "SHARD_COUNT": "use a whole number of shards from 1 to 10000, or remove it to run Discord's recommended count",
+    "SHARD_IDS": (
+        "use comma-separated shard ids from 0 to SHARD_COUNT - 1 (such as 0,1), with SHARD_COUNT set, "
+        "or remove it to run every shard"
+    ),
     "DISCORD_API_BASE_URL": "remove it (it is only for testing against a local fake Discord)",
     "DISCORD_GATEWAY_URL": "remove it (it is only for testing against a local fake Discord)",
 }
@@ -117,6 +123,34 @@ class Settings(BaseSettings):
     #: While the provider account is paused, one queued job is tried this often.
     provider_pause_probe_seconds: Annotated[float, Field(ge=1, le=86_400)] = 60.0
 
+    # -- issue 15: running several processes (see the README's "Running several processes")
+    #: How many gateway shards the whole deployment runs (``None``: Discord's recommended count).
+    shard_count: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    #: The shards this process runs, out of ``shard_count`` (``None``: all of them).
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not parts or not all(part.isdigit() for part in parts):
+            raise ValueError("is not a comma-separated list of shard ids")
+        return tuple(int(part) for part in parts)
+
+    @model_validator(mode="after")
+    def _shards_exist(self) -> Settings:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT")
+        if not self.shard_ids or any(not 0 <= shard < self.shard_count for shard in self.shard_ids):
+            raise ValueError(f"SHARD_IDS must be ids from 0 to {self.shard_count - 1} (SHARD_COUNT - 1)")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("SHARD_IDS names a shard twice")
+        return self
+
     @field_validator("discord_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
@@ -168,6 +202,10 @@ def describe_errors(error: ValidationError) -> str:
     """One line naming each bad variable and how to fix it, without ever quoting a value."""
     problems: list[str] = []
     for item in error.errors(include_input=False, include_url=False):
+        reason = str(item["msg"]).removeprefix("Value error, ")
+        if not item["loc"] and reason.startswith("SHARD_IDS"):  # the shard settings checked together
+            problems.append(f"{reason}: {_HOW_TO_FIX['SHARD_IDS']}")
+            continue
         name = str(item["loc"][0]).upper() if item["loc"] else "settings"
         if item["type"] == "missing":
             what = f"{name} is not set"

@@ -29,7 +29,6 @@ from typing import Final
 
 import aiohttp
 import discord
-from discord.ext import commands
 
 from config import Settings
 from storage.database import sqlite_file
@@ -74,7 +73,7 @@ def network_failure(error: BaseException) -> str | None:
     return None
 
 
-async def _reset_discord_http(bot: commands.Bot) -> None:
+async def _reset_discord_http(bot: discord.Client) -> None:
     """Make a failed login retryable on the same bot.
 
     discord.py's ``static_login`` opens a new session on the HTTP client's connector each time and
@@ -86,7 +85,7 @@ async def _reset_discord_http(bot: commands.Bot) -> None:
 
 
 async def login_with_retries(
-    bot: commands.Bot,
+    bot: discord.Client,
     token: str,
     *,
     minutes: float,

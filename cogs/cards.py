@@ -245,10 +245,12 @@ def origin_text(job: Job, prefix: str = "", suffix: str = "") -> str:
 
 
 def job_link(job: Job) -> str | None:
-    """Where to see the job: the posted video when there is one, else its status card."""
-    if job.posted_message_id is not None and job.delivered_via is DeliveredVia.DIRECT_MESSAGE:
+    """Where to see the job: the posted video when there is one (and it was not deleted), else its
+    status card."""
+    posted = job.posted_message_id if job.posted_deleted_at is None else None
+    if posted is not None and job.delivered_via is DeliveredVia.DIRECT_MESSAGE:
         return job.video_url  # it went to the member's DMs: a channel link would lead nowhere
-    message_id = job.posted_message_id or job.status_message_id
+    message_id = posted or job.status_message_id
     return None if message_id is None else jump_url(job.guild_id, job.channel_id, message_id)
 
 

@@ -188,8 +188,25 @@ async def answer_ephemeral(interaction: discord.Interaction[Any], text: str) -> 
         log.warning("Could not deliver an error message to interaction %s", interaction.id, exc_info=True)
 
 
+#: Discord's error for a second callback to one interaction.
+ALREADY_ACKNOWLEDGED = 40060
+
+
+def answered_elsewhere(error: BaseException) -> bool:
+    """Whether Discord refused the acknowledgement because the interaction was already acknowledged:
+    another process received it too (two processes running the same shard) and answered first."""
+    return isinstance(error, discord.HTTPException) and error.code == ALREADY_ACKNOWLEDGED
+
+
 async def answer_error(interaction: discord.Interaction[Any], error: BaseException, *, where: str) -> None:
-    """What the tree's ``on_error`` does, for buttons and modals (their errors never reach the tree)."""
+    """What the tree's ``on_error`` does, for buttons and modals (their errors never reach the tree).
+
+    An interaction someone else already acknowledged is theirs: one quiet line, and no second attempt
+    at answering it (which would only fail the same way).
+    """
+    if answered_elsewhere(error):
+        log.info("Interaction %s (%s) was already acknowledged elsewhere; leaving it", interaction.id, where)
+        return
     text = user_message_for(error)
     if text is None:
         log.error("Unexpected error in %s", where, exc_info=error)

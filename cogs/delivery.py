@@ -33,6 +33,7 @@ from cogs import audit as audit_lines
 from cogs import cards, provider_line, views
 from cogs.audit import audit
 from cogs.common import NO_MENTIONS, mention_only
+from cogs.remote_guilds import RemoteUploadLimits
 from generation import fitting, outcomes
 from generation.outcomes import Posted
 from generation.worker import TICK_SECONDS, Worker
@@ -138,6 +139,7 @@ class Delivery(commands.Cog):
             metrics=bot.metrics,
         )
         self.cards = CardEditor(bot, paused=lambda: self.worker.account.paused)
+        self.remote_limits = RemoteUploadLimits(bot)
         self.allow_private_downloads = False
         self._queue_refreshed = 0.0
         self._queue_task: asyncio.Task[None] | None = None
@@ -207,7 +209,7 @@ class Delivery(commands.Cog):
         fitted = fitting.FitResult(None, 0, None)
         poster: Path | None = None
         why_link: str | None = None
-        limit = self.upload_limit(job)
+        limit = await self.upload_limit(job)
         try:
             try:
                 video = await download_video(
@@ -262,11 +264,13 @@ class Delivery(commands.Cog):
 
     # -- posting -------------------------------------------------------------------------------------
 
-    def upload_limit(self, job: Job) -> int:
+    async def upload_limit(self, job: Job) -> int:
         """What a message may carry where the job is posted: the server's limit (it follows the boost
-        tier; the worker posts outside any interaction, so the guild's figure is the one it has)."""
+        tier; the worker posts outside any interaction, so the guild's figure is the one it has; a
+        server on another process's shard is asked by REST)."""
         guild = self.bot.get_guild(job.guild_id)
-        return outcomes.upload_limit(guild.filesize_limit if guild is not None else None)
+        size = guild.filesize_limit if guild is not None else await self.remote_limits.of(job.guild_id)
+        return outcomes.upload_limit(size)
 
     @staticmethod
     def file_to_attach(

@@ -1,14 +1,18 @@
 """Liveness: a heartbeat file the Docker ``HEALTHCHECK`` reads (see ``healthcheck.py``).
 
-The heartbeat is written only while the gateway connection is up and the delivery worker keeps finishing
-its passes, so a bot that lost Discord, or whose worker is stuck, shows as unhealthy. The file is the one
-place a container orchestrator looks.
+The heartbeat is written only while every gateway shard of this process is connected and the delivery
+worker keeps finishing its passes, so a bot that lost Discord (or one of its shards), or whose worker
+is stuck, shows as unhealthy. The file is the one place a container orchestrator looks: its first line
+is the time of the beat, its second the state and latency of each shard (the health check's answer
+names them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,11 +29,24 @@ HEARTBEAT_SECONDS = 15
 WORKER_STALE_SECONDS = 120
 
 
-def _write_beat(path: Path, stamp: float) -> None:
+def _write_beat(path: Path, stamp: float, shards: dict[str, dict[str, object]] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(f"{stamp:.0f}\n", encoding="utf-8")
+    detail = "" if shards is None else json.dumps({"shards": shards}, sort_keys=True) + "\n"
+    tmp.write_text(f"{stamp:.0f}\n{detail}", encoding="utf-8")
     tmp.replace(path)  # atomic, so the health check never reads half a file
+
+
+def shard_states(bot: KlingBot) -> dict[str, dict[str, object]]:
+    """Each of this process's shards: ``connected`` or ``disconnected``, and its heartbeat latency."""
+    states: dict[str, dict[str, object]] = {}
+    for shard_id, shard in sorted(bot.shards.items()):
+        latency = shard.latency
+        states[str(shard_id)] = {
+            "state": "disconnected" if shard.is_closed() else "connected",
+            "latency_ms": None if math.isnan(latency) or math.isinf(latency) else round(latency * 1000, 1),
+        }
+    return states
 
 
 class Health(commands.Cog):
@@ -56,8 +73,13 @@ class Health(commands.Cog):
         if "Delivery" in self.bot.cogs and time.monotonic() - worker > WORKER_STALE_SECONDS:
             log.warning("The delivery worker has not finished a pass for a while; not writing the heartbeat")
             return
+        shards = shard_states(self.bot)
+        down = [shard for shard, state in shards.items() if state["state"] != "connected"]
+        if down:
+            log.warning("Shard(s) %s not connected; not writing the heartbeat", ", ".join(down))
+            return
         try:
-            await asyncio.to_thread(_write_beat, self.path, time.time())
+            await asyncio.to_thread(_write_beat, self.path, time.time(), shards)
         except OSError:
             log.exception("Could not write the heartbeat file %s", self.path)
 

@@ -45,17 +45,15 @@ CANCELLABLE = (JobState.PENDING_REVIEW, JobState.QUEUED)
 
 
 async def refuse_banned(interaction: discord.Interaction[Any]) -> bool:
-    """For a member's button (``interaction_check``): ``True`` when they are banned here, after telling
-    them so in one ephemeral sentence."""
+    """For a member's button (in ``interaction_check``, or after its acknowledgement): ``True`` when they
+    are banned here, after telling them so in one ephemeral sentence."""
     if interaction.guild_id is None:
         return False
     bot: KlingBot = interaction.client
     ban = await bot.storage.get_ban(interaction.guild_id, interaction.user.id)
     if ban is None:
         return False
-    await interaction.response.send_message(
-        refusal_text(MemberBanned(ban.reason)), ephemeral=True, allowed_mentions=NO_MENTIONS
-    )
+    await answer_ephemeral(interaction, refusal_text(MemberBanned(ban.reason)))
     return True
 
 

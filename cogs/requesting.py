@@ -20,6 +20,11 @@ ephemeral sentence, and charges nothing):
 
 An upload answered 401/402 pauses the whole line like a generate would (:mod:`cogs.provider_line`);
 a request queued while the line is paused says so on its card and receipt.
+The receipt must follow the acknowledgement quickly even in a burst (``benchmarks/ack.py``), so the
+flow reads the server's settings once (the audit line uses them too), reads the balance only when
+there are images to upload (the reservation refuses a request it cannot pay for with the same
+refusal, and returns the balance the receipt shows); the queue position, the card's id and the
+settings are each one Core statement (:mod:`storage`).
 """
 
 from __future__ import annotations
@@ -122,10 +127,12 @@ async def request_video(
 
     role_ids = [role.id for role in member.roles]
     estimate = reservation_for(spec)
-    balance = await bot.storage.balance(guild_id, member.id, role_ids)
-    checks.check_room(balance, max_active_jobs=settings.max_active_jobs, cost=estimate)
     review = settings.review_channel_id is not None
-    if quotes.needs_quote(estimate, settings, agreed=None if agreed is None else Terms.of(agreed)):
+    quote = quotes.needs_quote(estimate, settings, agreed=None if agreed is None else Terms.of(agreed))
+    if attachments or quote:  # an early answer, to spare uploads (or a quote) that could not be paid for
+        balance = await bot.storage.balance(guild_id, member.id, role_ids)
+        checks.check_room(balance, max_active_jobs=settings.max_active_jobs, cost=estimate)
+    if quote:
         quoted = QuotedRequest(
             options,
             {slot: pending_image(source) for slot, source in attachments.items()},
@@ -150,7 +157,7 @@ async def request_video(
     except (AuthenticationError, InsufficientCreditsError) as error:
         await provider_line.pause_after_upload(bot, guild_id, error)
         raise  # the member reads why (cogs.common.user_message_for); nothing was held
-    job = await requesting.create_job(
+    job, available = await requesting.create_job(
         bot.storage,
         spec,
         interaction_id=interaction.id if agreed is None else agreed.interaction_id,
@@ -160,7 +167,7 @@ async def request_video(
         estimate=estimate,
         role_ids=role_ids,
         review=review,
-        next_refill=balance.next_refill_at,
+        settings=settings,
         origin=origin,
     )
     job_id = job.id
@@ -169,15 +176,15 @@ async def request_video(
     job = await post_status_card(bot, channel, job, reply_to=reply_to, paused=paused)
     if settings.review_channel_id is not None and job.state is JobState.PENDING_REVIEW:
         job = await send_for_review(bot, job, settings.review_channel_id)
-    after = await bot.storage.balance(guild_id, member.id, role_ids)
     await interaction.followup.send(
-        embed=receipt(job, after.available, review=review, notes=notes, paused=paused),
+        embed=receipt(job, available, review=review, notes=notes, paused=paused),
         view=views.cancel_view(job_id),
         ephemeral=True,
         allowed_mentions=NO_MENTIONS,
     )
     bot.metrics.receipt(discord.utils.utcnow().timestamp() - interaction.created_at.timestamp())
-    await audit(bot, guild_id, audit_lines.requested(job))
+    if settings.audit_channel_id is not None:  # the settings read above: nothing more to read for it
+        await audit(bot, guild_id, audit_lines.requested(job), channel_id=settings.audit_channel_id)
     if paused:
         await provider_line.tell_newcomer(bot, guild_id)
 
@@ -274,8 +281,12 @@ async def send_for_review(bot: KlingBot, job: Job, review_channel_id: int) -> Jo
 
 
 async def cancel(interaction: Interaction, job_id: int) -> None:
-    """The member's Cancel on their receipt: release the hold, say so, and redraw the cards."""
+    """The member's Cancel on their receipt (already acknowledged as an update of it): only the
+    requester may; release the hold, say so on the receipt, and redraw the cards."""
     bot: KlingBot = interaction.client
+    current = await bot.storage.get_job(job_id)
+    if current is None or current.user_id != interaction.user.id:
+        raise UserFacingError("Only the member who asked for this video can cancel it.")
     try:
         job = await bot.storage.cancel(job_id, actor_id=interaction.user.id, reason="cancelled by the member")
     except (InvalidTransition, JobNotFound):
@@ -293,7 +304,7 @@ async def cancel(interaction: Interaction, job_id: int) -> None:
             else "This request has already ended; there is nothing to cancel.",
         )
         return
-    await interaction.response.edit_message(
+    await interaction.edit_original_response(
         content=f"Cancelled. Your {job.estimate_credits} credits are back.",
         embed=None,
         view=views.cancel_view(job_id, disabled=True),

@@ -89,8 +89,9 @@ def prompt_excerpt(prompt: str, length: int = 80) -> str:
     return discord.utils.escape_markdown(flat)
 
 
+@app_commands.guild_only()  # on the group: Discord reads contexts from top-level commands only
 class Video(commands.GroupCog, group_name="video", group_description="Make AI videos with Kling"):
-    """The member-facing video commands."""
+    """The member-facing video commands (in servers only: the group is not offered in DMs)."""
 
     def __init__(self, bot: KlingBot) -> None:
         self.bot = bot
@@ -161,7 +162,10 @@ class Video(commands.GroupCog, group_name="video", group_description="Make AI vi
         lines = []
         for job in jobs:
             link = cards.job_link(job)
-            where = f" · [{'video' if job.posted_message_id else 'status'}]({link})" if link else ""
+            shown = "video" if job.posted_message_id and job.posted_deleted_at is None else "status"
+            where = f" · [{shown}]({link})" if link else ""
+            if job.posted_deleted_at is not None:
+                where += " · video deleted"
             if job.state is JobState.FAILED and job.video_url:
                 where += f" · [download]({job.video_url})"
             state = cards.STATE_LABELS.get(job.state, job.state)

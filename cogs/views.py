@@ -16,7 +16,7 @@ import discord
 
 from cogs import forgetting, iterating, modals, moderation, quoting, requesting, reviewing
 from cogs.audit import audit
-from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral, answer_error
+from cogs.common import UserFacingError, answer_ephemeral, answer_error
 from storage import Job, JobState
 
 if TYPE_CHECKING:
@@ -78,23 +78,17 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"
 
 
 class CancelButton(JobButton, prefix="video:cancel", label="Cancel"):
-    """Cancels a job that has not been submitted yet; only its requester may press it."""
-
-    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
-        if await moderation.refuse_banned(interaction):
-            return False
-        job = await self.bot_of(interaction).storage.get_job(self.job_id)
-        if job is None or job.user_id != interaction.user.id:
-            await interaction.response.send_message(
-                "Only the member who asked for this video can cancel it.",
-                ephemeral=True,
-                allowed_mentions=NO_MENTIONS,
-            )
-            return False
-        return True
+    """Cancels a job that has not been submitted yet; only its requester may press it (checked by
+    :func:`cogs.requesting.cancel` after the acknowledgement, since it needs the job from the database)."""
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await requesting.cancel(interaction, self.job_id)
+        try:
+            await interaction.response.defer()  # an update of the receipt, which follows the decision
+            if await moderation.refuse_banned(interaction):
+                return
+            await requesting.cancel(interaction, self.job_id)
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Cancel of job {self.job_id}")
 
 
 def cancel_view(job_id: int, *, disabled: bool = False) -> discord.ui.View:
@@ -115,47 +109,43 @@ class RegenerateButton(
         return not await moderation.refuse_banned(interaction)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
         try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
             await requesting.regenerate(interaction, self.job_id)
         except Exception as error:
             await answer_error(interaction, error, where=f"Regenerate of job {self.job_id}")
 
 
 class DeleteVideoButton(JobButton, prefix="video:delete", label="Delete", emoji="🗑️"):
-    """Deletes a posted video: its requester, or anyone who may manage messages here."""
-
-    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
-        if await moderation.refuse_banned(interaction):
-            return False
-        job = await self.bot_of(interaction).storage.get_job(self.job_id)
-        if job is not None and job.user_id == interaction.user.id:
-            return True
-        if interaction.permissions.manage_messages:
-            return True
-        await interaction.response.send_message(
-            "Only the member who asked for this video, or a moderator, can delete it.",
-            ephemeral=True,
-            allowed_mentions=NO_MENTIONS,
-        )
-        return False
+    """Deletes a posted video: its requester, or anyone who may manage messages here. Who pressed is
+    checked after the acknowledgement (it needs the job from the database); the job then records that
+    its video is gone, so ``/video jobs`` no longer links to a deleted message."""
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot = self.bot_of(interaction)
-        await interaction.response.defer(ephemeral=True)
         try:
+            await interaction.response.defer(ephemeral=True)
+            if await moderation.refuse_banned(interaction):
+                return
+            job = await bot.storage.get_job(self.job_id)
+            requester = job is not None and job.user_id == interaction.user.id
+            if not requester and not interaction.permissions.manage_messages:
+                raise UserFacingError(
+                    "Only the member who asked for this video, or a moderator, can delete it."
+                )
             if interaction.message is None:
                 raise UserFacingError("That message is already gone.")
-            await interaction.message.delete()
-        except discord.NotFound:
-            await answer_ephemeral(interaction, "That video was already deleted.")
-            return
+            try:
+                await interaction.message.delete()
+                answer = "Deleted."
+            except discord.NotFound:
+                answer = "That video was already deleted."
+            await bot.storage.mark_video_deleted(self.job_id, message_id=interaction.message.id)
         except Exception as error:
             await answer_error(interaction, error, where=f"Delete of job {self.job_id}")
             return
-        await answer_ephemeral(interaction, "Deleted.")
-        job = await bot.storage.get_job(self.job_id)
-        if job is not None and job.user_id != interaction.user.id and interaction.guild_id is not None:
+        await answer_ephemeral(interaction, answer)
+        if job is not None and not requester and interaction.guild_id is not None:
             await audit(
                 bot,
                 interaction.guild_id,
@@ -185,8 +175,8 @@ class ApproveButton(
         return await reviewing.allow_moderators(interaction)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.defer()  # an update of the card, which follows the decision
         try:
+            await interaction.response.defer()  # an update of the card, which follows the decision
             await reviewing.approve(interaction, self.job_id)
         except Exception as error:
             await answer_error(interaction, error, where=f"Approve of job {self.job_id}")
@@ -202,7 +192,10 @@ class RejectButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         # The modal is the acknowledgement; whether the job is still pending is checked on submit.
-        await interaction.response.send_modal(RejectReason(self.job_id))
+        try:
+            await interaction.response.send_modal(RejectReason(self.job_id))
+        except Exception as error:
+            await answer_error(interaction, error, where=f"Reject of job {self.job_id}")
 
 
 class RejectReason(discord.ui.Modal):
@@ -228,8 +221,8 @@ class RejectReason(discord.ui.Modal):
         return await reviewing.allow_moderators(interaction)
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.defer()  # an update of the card the Reject button was on
         try:
+            await interaction.response.defer()  # an update of the card the Reject button was on
             await reviewing.reject(interaction, self.job_id, self.reason.value.strip() or None)
         except Exception as error:
             await answer_error(interaction, error, where=f"Reject of job {self.job_id}")

@@ -8,7 +8,6 @@ download or upload); the checks of :mod:`generation.checks`; read and upload the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 
 from generation.refusals import AlreadyReceived, BudgetSpent, NotEnoughCredits, TooManyJobs
 from generation.shapes import (
@@ -28,6 +27,7 @@ from storage import (
     Storage,
     TooManyActiveJobs,
 )
+from storage.periods import next_period_start
 from ulazai.requests import VideoSpec, build_request
 
 
@@ -62,14 +62,15 @@ async def create_job(
     estimate: int,
     role_ids: Iterable[int],
     review: bool,
-    next_refill: datetime,
+    settings: GuildSettings,
     origin: Origin | None = None,
-) -> Job:
-    """Reserve and create the job in one transaction; storage's refusals become the same
-    :class:`~generation.refusals.Refusal` types as the early checks (``next_refill``: when the
-    member's allowance refills, for the refusal's sentence; ``origin``: the job it was made from)."""
+) -> tuple[Job, int]:
+    """Reserve and create the job in one transaction; returns it and what the member can still spend
+    (for the receipt). Storage's refusals become the same :class:`~generation.refusals.Refusal`
+    types as the early checks; a refusal for credits names when the member's allowance refills (from
+    the server's ``settings``, so nothing else is read for it). ``origin``: the job it was made from."""
     try:
-        return await storage.create_job(
+        return await storage.create_job_with_balance(
             interaction_id=interaction_id,
             guild_id=guild_id,
             user_id=user_id,
@@ -82,6 +83,7 @@ async def create_job(
     except TooManyActiveJobs as error:
         raise TooManyJobs(error.active, error.limit) from None
     except InsufficientCredits as error:
+        next_refill = next_period_start(settings.allowance_period, storage.now())
         raise NotEnoughCredits(error.available, error.needed, next_refill) from None
     except BudgetExceeded as error:
         raise BudgetSpent(error.spent, error.budget, error.resets_at) from None

@@ -56,12 +56,20 @@ class Hold:
     allowance: int
     bonus: int
     period_start: datetime
+    #: What the member can still spend after this hold (allowance left plus bonus credits).
+    available_after: int
 
     @classmethod
     def of(cls, row: sa.Row[Any], cost: int) -> Hold:
-        """The hold a matched :func:`reserve` statement returned (``last_moved, period_start``)."""
-        from_allowance, period = row
-        return cls(allowance=from_allowance, bonus=cost - from_allowance, period_start=period)
+        """The hold a matched :func:`reserve` statement returned (``last_moved, period_start``, and
+        the account's allowance and bonus credits after it)."""
+        from_allowance, period, allowance_left, bonus = row
+        return cls(
+            allowance=from_allowance,
+            bonus=cost - from_allowance,
+            period_start=period,
+            available_after=allowance_left + bonus,
+        )
 
 
 def _member(guild_id: int, user_id: int) -> sa.ColumnElement[bool]:
@@ -267,7 +275,7 @@ def _reserve_statement(*, fast: bool) -> sa.Update:
             active_jobs=ACC.c.active_jobs + 1,
             updated_at=sa.bindparam("now", type_=UTCDateTime()),
         )
-        .returning(ACC.c.last_moved, ACC.c.period_start)
+        .returning(ACC.c.last_moved, ACC.c.period_start, ACC.c.allowance_credits, ACC.c.bonus_credits)
     )
 
 

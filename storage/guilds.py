@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage._sql import at, insert_ignore, rowcount
@@ -142,6 +143,18 @@ def validate(changes: GuildSettingsChanges) -> dict[str, Any]:
         out["credits_alert"] = _non_negative("credits_alert", changes["credits_alert"])
         out["credits_alert_sent"] = False  # a new threshold: the next balance below it is a crossing
     return out
+
+
+#: A guild's whole settings row (parameter ``g``).
+SELECT_SETTINGS = sa.select(GUILDS).where(GUILDS.c.guild_id == sa.bindparam("g"))
+
+
+def read_row(connection: Connection, guild_id: int) -> dict[str, Any] | None:
+    """A known guild's settings row as a mapping (``None`` for a guild never seen), in a read-only
+    transaction of its own; synchronous, for :func:`storage.database.run_on_connection`."""
+    with connection.begin():
+        row = connection.execute(SELECT_SETTINGS, {"g": guild_id}).mappings().one_or_none()
+    return None if row is None else dict(row)
 
 
 async def load(

@@ -20,11 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage.errors import InvalidTransition, JobNotFound, LeaseLost, StaleState
-from storage.models import GuildSettings, Job
+from storage.models import GuildSettings, Job, table
 from storage.states import TERMINAL_STATES, JobOrigin, JobState, can_transition
 
 #: What an erased job's prompt reads.
@@ -440,3 +441,34 @@ async def of_member_for_update(
         .with_for_update()
     )
     return list(result.scalars().all())
+
+
+async def mark_video_deleted(session: AsyncSession, job_id: int, message_id: int, now: datetime) -> bool:
+    """Record that the video posted as ``message_id`` is gone (only the first deletion counts);
+    ``True`` when this call recorded it."""
+    result = await session.execute(
+        sa.update(Job)
+        .where(
+            col(Job.id) == job_id,
+            col(Job.posted_message_id) == message_id,
+            col(Job.posted_deleted_at).is_(None),
+        )
+        .values(posted_deleted_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def set_messages(connection: Connection, change: tuple[int, dict[str, Any]]) -> dict[str, Any] | None:
+    """``UPDATE`` one job's message ids (``change``: its id and the new values) and return the whole
+    row (``None``: no such job), in a transaction of its own; synchronous, for
+    :func:`storage.database.run_on_connection` (every new request records its status card)."""
+    job_id, values = change
+    jobs = table(Job)
+    with connection.begin():
+        row = (
+            connection.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values).returning(*jobs.c))
+            .mappings()
+            .one_or_none()
+        )
+    return None if row is None else dict(row)

@@ -218,6 +218,9 @@ class MemberAccount(SQLModel, table=True):
     reserved_credits: int = 0
     active_jobs: int = 0
     last_moved: int = 0
+    #: The member's place in the fair queue's rounds: the round after their last job given a slot
+    #: (see :mod:`storage.scheduling`).
+    fair_round: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
 
@@ -296,6 +299,9 @@ class Job(SQLModel, table=True):
     delivered_via: DeliveredVia | None = Field(default=None, sa_type=DeliveredViaType, nullable=True)
     #: What happened on the way, in words for the audit log ("posted as a link: it is 30 MB, ...").
     delivery_notes: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    #: When the posted video was deleted from Discord with its Delete button (``None``: still there, as
+    #: far as the bot knows); ``posted_message_id`` is kept, for the record.
+    posted_deleted_at: datetime | None = _when(nullable=True, default=None)
     attempts: int = 0
     error: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
 
@@ -387,6 +393,16 @@ class Quote(SQLModel, table=True):
     decided_at: datetime | None = _when(nullable=True, default=None)
 
 
+class ProviderPace(SQLModel, table=True):
+    """The provider's call schedule shared by every process of a deployment (PostgreSQL): the time the
+    next free call slot starts (see :mod:`storage.pace`)."""
+
+    __tablename__: ClassVar[str] = "provider_pace"
+
+    key: str = Field(sa_type=sa.String(32), primary_key=True)
+    next_at: datetime = _when()
+
+
 class BotState(SQLModel, table=True):
     """Small global key/value facts, such as the hash of the last synced command tree."""
 
@@ -456,6 +472,7 @@ def _defaults(model: type[SQLModel]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 _JOB_DEFAULTS, _JOB_FACTORIES = _defaults(Job)
+_GUILD_DEFAULTS, _GUILD_FACTORIES = _defaults(GuildSettings)
 
 
 def detached_job(values: dict[str, Any]) -> Job:
@@ -466,6 +483,18 @@ def detached_job(values: dict[str, Any]) -> Job:
     job.__dict__.update({name: factory() for name, factory in _JOB_FACTORIES.items() if name not in values})
     job.__dict__.update(values)
     return job
+
+
+def detached_settings(values: dict[str, Any]) -> GuildSettings:
+    """:class:`GuildSettings` from a whole row, built as :func:`detached_job` builds a job (the request
+    flow reads them for every request)."""
+    settings: GuildSettings = sa.inspect(GuildSettings).class_manager.new_instance()
+    settings.__dict__.update(_GUILD_DEFAULTS)
+    settings.__dict__.update(
+        {name: factory() for name, factory in _GUILD_FACTORIES.items() if name not in values}
+    )
+    settings.__dict__.update(values)
+    return settings
 
 
 def table(model: type[SQLModel]) -> sa.Table:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -48,6 +48,14 @@ INSERT_JOB = sa.insert(table(Job)).returning(table(Job).c.id)
 
 class NotCommon(Exception):
     """The reservation is not the common case; its transaction rolled back with nothing written."""
+
+
+class Reserved(NamedTuple):
+    """A created job's id and columns, and what its member can still spend after the reservation."""
+
+    job_id: int
+    values: dict[str, Any]
+    available: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +108,15 @@ class Reservation:
         )
 
 
-def reserve_common(connection: Connection, r: Reservation) -> tuple[int, dict[str, Any]]:
-    """The common case, as one transaction of four statements on ``connection``; returns the job id
-    and columns, or raises :class:`NotCommon` (see the module docstring). Synchronous, for
+def reserve_common(connection: Connection, r: Reservation) -> Reserved:
+    """The common case, as one transaction of four statements on ``connection``; returns the job id,
+    its columns and the member's balance after, or raises :class:`NotCommon` (see the module docstring). Synchronous, for
     :func:`storage.database.run_on_connection`: the whole transaction runs in one greenlet."""
     with connection.begin():
         return _reserve_common(connection, r)
 
 
-def _reserve_common(connection: Connection, r: Reservation) -> tuple[int, dict[str, Any]]:
+def _reserve_common(connection: Connection, r: Reservation) -> Reserved:
     row = connection.execute(guilds.ADMIT, guilds.admit_params(r.guild_id, r.estimate, r.now)).one_or_none()
     if row is None:  # a new server, or over its budget
         raise NotCommon
@@ -136,10 +144,10 @@ def _reserve_common(connection: Connection, r: Reservation) -> tuple[int, dict[s
     job_id: int = connection.execute(INSERT_JOB, values).scalar_one()
     commit_with_next_statement(connection)  # the ledger row is the last statement
     connection.execute(accounts.INSERT_LEDGER, r.ledger_row(hold, job_id))
-    return job_id, values
+    return Reserved(job_id, values, hold.available_after)
 
 
-async def reserve_general(session: AsyncSession, r: Reservation) -> tuple[int, dict[str, Any]]:
+async def reserve_general(session: AsyncSession, r: Reservation) -> Reserved:
     """Every case: creates the server's settings and the member's account if they are new, refills
     or tops up the allowance when due, and raises the domain error when the reservation is refused.
     Runs inside the caller's ``async with maker() as s, s.begin():``."""
@@ -169,4 +177,4 @@ async def reserve_general(session: AsyncSession, r: Reservation) -> tuple[int, d
     values = r.job_values(hold, guild.budget_period_start)
     job_id: int = (await c.execute(INSERT_JOB, values)).scalar_one()
     await c.execute(accounts.INSERT_LEDGER, r.ledger_row(hold, job_id))
-    return job_id, values
+    return Reserved(job_id, values, hold.available_after)

@@ -27,6 +27,7 @@ from storage import (
     bot_state,
     guilds,
     jobs,
+    pace,
     provider_account,
     quotes,
     reservations,
@@ -43,10 +44,10 @@ from storage.database import (
     run_on_connection,
     upgrade_to_head,
 )
-from storage.errors import DuplicateInteraction, DuplicateOperation
+from storage.errors import DuplicateInteraction, DuplicateOperation, JobNotFound
 from storage.guilds import GuildSettingsChanges
 from storage.jobs import JobRequest
-from storage.models import Ban, GuildSettings, Job, Quote, detached_job
+from storage.models import Ban, GuildSettings, Job, Quote, detached_job, detached_settings
 from storage.periods import as_utc, period_start, utcnow
 from storage.results import AccountState, Balance, BudgetSnapshot, ForgetReport, GrantResult, Resumed
 from storage.states import ACTIVE_STATES, TERMINAL_STATES, DeliveredVia, JobState, QuoteState
@@ -111,7 +112,14 @@ class Storage:
     # ------------------------------------------------------------------ guild settings
 
     async def get_guild_settings(self, guild_id: int) -> GuildSettings:
-        """The guild's settings (the defaults, stored, for a guild never seen before)."""
+        """The guild's settings (the defaults, stored, for a guild never seen before).
+
+        A known guild's are one Core ``SELECT`` (every request reads them); only a new guild takes the
+        unit of work that stores its defaults.
+        """
+        row = await run_on_connection(self.engine, guilds.read_row, guild_id)
+        if row is not None:
+            return detached_settings(row)
         now = self.now()
         async with self._maker() as s, s.begin():
             return await guilds.load(s, guild_id, now)
@@ -280,6 +288,30 @@ class Storage:
         :class:`~storage.errors.InsufficientCredits`, :class:`~storage.errors.BudgetExceeded` or
         :class:`~storage.errors.DuplicateInteraction` (then nothing was reserved).
         """
+        job, _ = await self._create_job(
+            interaction_id=interaction_id,
+            guild_id=guild_id,
+            user_id=user_id,
+            channel_id=channel_id,
+            request=request,
+            estimate=estimate,
+            role_ids=role_ids,
+            review=review,
+        )
+        return job
+
+    async def _create_job(
+        self,
+        *,
+        interaction_id: int,
+        guild_id: int,
+        user_id: int,
+        channel_id: int,
+        request: JobRequest,
+        estimate: int,
+        role_ids: Iterable[int],
+        review: bool,
+    ) -> tuple[Job, int]:
         if estimate < 0:
             raise ValueError("estimate must not be negative")
         plan = reservations.Reservation(
@@ -297,13 +329,13 @@ class Storage:
             try:
                 # The common case, the bot's hottest unit of work: one transaction of four Core
                 # statements, in one greenlet, on a Core connection (see storage.reservations).
-                job_id, values = await run_on_connection(self.engine, reservations.reserve_common, plan)
+                done = await run_on_connection(self.engine, reservations.reserve_common, plan)
             except reservations.NotCommon:  # rolled back, nothing written: every other case
                 async with self._maker() as s, s.begin():
-                    job_id, values = await reservations.reserve_general(s, plan)
-            job = detached_job({"id": job_id, **values})
+                    done = await reservations.reserve_general(s, plan)
+            job = detached_job({"id": done.job_id, **done.values})
             self._told("create", job)
-            return job
+            return job, done.available
         except IntegrityError as error:
             if not is_unique_violation(error, "interaction_id"):
                 raise
@@ -503,7 +535,7 @@ class Storage:
     async def claim_fair_for_submit(
         self, owner: str, *, limit: int, max_in_flight: int, lease: timedelta = DEFAULT_LEASE
     ) -> list[Job]:
-        """Lease due queued jobs round-robin across members, keeping under ``max_in_flight``
+        """Lease due queued jobs fairly across members, keeping under ``max_in_flight``
         generations for the whole bot (see :mod:`storage.scheduling`); follow with
         :meth:`mark_submitting` right before the generate call. Nothing while the provider account is
         paused (read in the same transaction: see :meth:`claim_probe_for_submit`)."""
@@ -557,13 +589,15 @@ class Storage:
         self, job_id: int, *, status_message_id: int | None = None, review_message_id: int | None = None
     ) -> Job:
         """Remember the status card and review card the bot posted for a job."""
-        values: dict[str, object] = {"updated_at": self.now()}
+        values: dict[str, Any] = {"updated_at": self.now()}
         if status_message_id is not None:
             values["status_message_id"] = status_message_id
         if review_message_id is not None:
             values["review_message_id"] = review_message_id
-        async with self._maker() as s, s.begin():
-            return await jobs.update_unfenced(s, job_id, values)
+        row = await run_on_connection(self.engine, jobs.set_messages, (job_id, values))
+        if row is None:
+            raise JobNotFound(job_id)
+        return detached_job(row)
 
     async def get_job(self, job_id: int) -> Job | None:
         async with self._maker() as s, s.begin():
@@ -583,15 +617,15 @@ class Storage:
     async def queue_position(self, job_id: int) -> int | None:
         """Where a queued job stands in line (1 = next to be submitted); ``None`` if it is not queued.
 
-        The line is the order :meth:`claim_fair_for_submit` serves (round-robin across members).
+        The line is the order :meth:`claim_fair_for_submit` serves (fair across members).
         """
-        async with self._maker() as s, s.begin():
-            return await scheduling.queue_position(s, job_id)
+        return await run_on_connection(self.engine, scheduling.queue_position, (job_id, self.now()))
 
     async def queue_positions(self, *, limit: int = 100) -> dict[int, int]:
         """The first ``limit`` queued jobs' places in line, for refreshing their status cards."""
+        now = self.now()
         async with self._maker() as s, s.begin():
-            return await scheduling.queue_positions(s, limit=limit)
+            return await scheduling.queue_positions(s, limit=limit, now=now)
 
     async def unfinished_jobs(self, guild_id: int) -> dict[JobState, int]:
         """How many of one server's jobs are in each state that has not ended yet (for its admins)."""
@@ -885,3 +919,50 @@ WAITING_STATES: frozenset[JobState] = frozenset(ACTIVE_STATES - {JobState.PROCES
 
 class _NothingToProbe(Exception):
     """No queued job to probe with: rolls back the probe slot taken in the same transaction."""
+
+    # -- issue 15: scale out ---------------------------------------------------------------------------
+
+    async def mark_video_deleted(self, job_id: int, *, message_id: int) -> bool:
+        """The posted video ``message_id`` of a job was deleted from Discord (its Delete button): record
+        when, so the job no longer links to it. ``False`` when it was already recorded, or when
+        ``message_id`` is not the job's video."""
+        now = self.now()
+        async with self._maker() as s, s.begin():
+            return await jobs.mark_video_deleted(s, job_id, message_id, now)
+
+    async def create_job_with_balance(
+        self,
+        *,
+        interaction_id: int,
+        guild_id: int,
+        user_id: int,
+        channel_id: int,
+        request: JobRequest,
+        estimate: int,
+        role_ids: Iterable[int] = (),
+        review: bool = False,
+    ) -> tuple[Job, int]:
+        """:meth:`create_job`, also returning what the member can still spend right after it (read
+        by the reservation itself, for the receipt: no second look at the balance)."""
+        return await self._create_job(
+            interaction_id=interaction_id,
+            guild_id=guild_id,
+            user_id=user_id,
+            channel_id=channel_id,
+            request=request,
+            estimate=estimate,
+            role_ids=role_ids,
+            review=review,
+        )
+
+    @property
+    def shared(self) -> bool:
+        """Whether several bot processes may share this database (PostgreSQL; SQLite is one process's)."""
+        return self.engine.dialect.name == "postgresql"
+
+    async def reserve_provider_slots(self, count: int, interval: float) -> float:
+        """Reserve the deployment's next ``count`` provider call slots, ``interval`` s apart; returns
+        the seconds until the first (see :mod:`storage.pace`; PostgreSQL only)."""
+        if not self.shared:
+            raise RuntimeError("the provider's shared schedule needs PostgreSQL")
+        return await run_on_connection(self.engine, pace.reserve, (count, interval))

@@ -8,6 +8,7 @@ it connects, beats, stops cleanly on SIGTERM, and exits 2 with one line when Dis
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -189,7 +190,9 @@ async def test_heartbeat_is_written_once_connected(running_bot: KlingBot) -> Non
         if path.exists():
             break
         await asyncio.sleep(0.1)
-    assert path.read_text().strip().isdigit()
+    stamp, shards = path.read_text().splitlines()
+    assert stamp.isdigit()
+    assert json.loads(shards)["shards"]["0"]["state"] == "connected"  # each shard, for the health check
 
 
 async def test_a_broken_extension_is_logged_and_the_rest_still_load(

@@ -26,6 +26,8 @@ SETTING_NAMES = (
     "MEDIA_TIMEOUT_SECONDS",
     "DISCORD_API_BASE_URL",
     "DISCORD_GATEWAY_URL",
+    "SHARD_COUNT",
+    "SHARD_IDS",
 )
 
 
@@ -175,3 +177,43 @@ def test_env_example_documents_every_setting() -> None:
         "DISCORD_GATEWAY_URL",
     }
     assert fields <= documented
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SHARD_IDS": "0,1"}, "SHARD_IDS needs SHARD_COUNT"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "0,2"}, "SHARD_IDS must be ids from 0 to 1"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "1,1"}, "SHARD_IDS names a shard twice"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "one"}, "SHARD_IDS is not a comma-separated list"),
+        ({"SHARD_COUNT": "0"}, "SHARD_COUNT is invalid"),
+    ],
+)
+def test_shard_settings_are_checked_together(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    for name, value in {"DISCORD_TOKEN": GOOD_TOKEN, "ULAZAI_API_KEY": "key-123456", **env}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as caught:
+        load_settings(env_file=None)
+    line = describe_errors(caught.value)
+    assert expected in line
+    assert "\n" not in line
+
+
+def test_shards_this_process_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", GOOD_TOKEN)
+    monkeypatch.setenv("ULAZAI_API_KEY", "key-123456")
+    assert (load_settings(env_file=None).shard_count, load_settings(env_file=None).shard_ids) == (None, None)
+    monkeypatch.setenv("SHARD_COUNT", "4")
+    monkeypatch.setenv("SHARD_IDS", " 2, 3 ")
+    settings = load_settings(env_file=None)
+    assert (settings.shard_count, settings.shard_ids) == (4, (2, 3))
+
+
+def test_bad_shard_ids_exit_2_with_one_line(tmp_path: Path) -> None:
+    env = {"DISCORD_TOKEN": GOOD_TOKEN, "ULAZAI_API_KEY": "key", "SHARD_COUNT": "2", "SHARD_IDS": "2"}
+    result = run_bot(tmp_path, env)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Configuration error: SHARD_IDS must be ids from 0 to 1")

@@ -50,7 +50,7 @@ from ulazai.errors import (
     error_for_status,
 )
 from ulazai.images import check_image
-from ulazai.ratelimit import RateLimiter
+from ulazai.ratelimit import Pace
 from ulazai.requests import KlingModel, ProviderRequest
 from ulazai.results import TaskResult, TaskStatus, parse_estimated_time
 
@@ -86,7 +86,7 @@ class UlazAIClient:
         timeout: aiohttp.ClientTimeout | None = None,
         upload_timeout: aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | None = None,
-        rate_limiter: RateLimiter | None = None,
+        rate_limiter: Pace | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         parts = urlsplit(base_url)

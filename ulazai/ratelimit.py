@@ -3,6 +3,9 @@
 Calls are spaced at least ``1 / rate`` seconds apart, in arrival order, across the whole process: in
 any one-second window at most ``rate`` calls start. Waiters queue on a lock (FIFO in asyncio), so a
 burst is smoothed, not dropped.
+
+The client takes any :class:`Pace`: this one for one process; a deployment of several processes sharing
+one provider account wires a pace kept in their shared database (``generation.provider_pace``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+
+class Pace(Protocol):
+    """What the client awaits before every request to the provider."""
+
+    async def acquire(self) -> None:
+        """Return when the next call may start."""
 
 
 class RateLimiter:

@@ -255,7 +255,7 @@ async def test_regenerate_charges_the_presser_and_delete_is_for_the_requester_or
     refused = await h.fake.send_component(
         f"video:delete:{job_id}", message_id=video.id, user_id=other.id, channel_id=h.videos
     )
-    assert "Only the member who asked" in ((await refused.wait_callback()).content or "")
+    assert "Only the member who asked" in (await refused.wait_followup()).content
 
     again = await h.fake.send_component(
         f"video:regen:{job_id}", message_id=video.id, user_id=h.admin_id, channel_id=h.videos
@@ -305,3 +305,20 @@ async def test_a_submission_left_by_a_dead_process_becomes_lost_and_refunded(tmp
             assert h.provider_calls("generate") == []
             assert (await h.storage.balance(h.guild_id, h.member_id)).available == 300
             await check_ledger(h.storage)
+
+
+async def test_a_server_on_another_processs_shard_keeps_its_boosted_upload_limit(harness: Harness) -> None:
+    """With several processes, this one may post the video of a server it does not hold (another
+    shard's): the limit comes from Discord by REST, so an 11 MB video is still attached there."""
+    h = harness
+    h.fake.set_premium_tier(h.guild_id, 2)  # 50 MiB
+    h.sandbox.video_bytes = 11 * 1024 * 1024
+    guild = h.bot.get_guild(h.guild_id)
+    assert guild is not None
+    h.bot._connection._remove_guild(guild)  # as if it lived on the other process's shard
+    job_id = await request(h)
+    job = await wait_state(h, job_id, JobState.DELIVERED)
+    (message,) = posted(h)
+    assert len(message.files) == 1
+    assert job.delivered_via is DeliveredVia.ATTACHMENT
+    assert h.fake.calls_to("GET", f"/guilds/{h.guild_id}")

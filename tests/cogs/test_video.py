@@ -398,16 +398,17 @@ async def test_cancel_returns_the_credits_and_updates_the_card(harness: Harness)
     stranger = await h.fake.send_component(
         custom_id, message_id=receipt.id, user_id=h.admin_id, channel_id=h.videos
     )
-    refusal = await stranger.wait_callback()
+    assert (await stranger.wait_callback()).type == 6  # acknowledged before the job is looked up
+    refusal = await stranger.wait_followup()
     assert refusal.ephemeral
-    assert "Only the member who asked" in (refusal.content or "")
+    assert "Only the member who asked" in refusal.content
 
     press = await h.fake.send_component(
         custom_id, message_id=receipt.id, user_id=h.member_id, channel_id=h.videos
     )
-    answer = await press.wait_callback()
-    assert answer.type == 7
-    assert "Cancelled" in (answer.content or "")
+    assert (await press.wait_callback()).type == 6
+    answer = await press.wait_original(lambda m: "Cancelled" in m.content)
+    assert answer.id == receipt.id
     (job,) = await h.storage.list_jobs(h.guild_id, h.member_id)
     assert job.state is JobState.CANCELLED
     balance = await h.storage.balance(h.guild_id, h.member_id)
@@ -419,7 +420,7 @@ async def test_cancel_returns_the_credits_and_updates_the_card(harness: Harness)
     again = await h.fake.send_component(
         custom_id, message_id=receipt.id, user_id=h.member_id, channel_id=h.videos, validate=False
     )
-    assert "nothing to cancel" in ((await again.wait_callback()).content or "")
+    assert "nothing to cancel" in (await again.wait_followup()).content
 
 
 async def test_jobs_lists_the_members_recent_jobs_with_links(harness: Harness) -> None:

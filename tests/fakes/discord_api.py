@@ -87,6 +87,8 @@ T = TypeVar("T")
 API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 MIB = 1024 * 1024
+#: Interaction context types: a server, the bot's DM, another private channel.
+GUILD_CONTEXT, BOT_DM_CONTEXT, PRIVATE_CHANNEL_CONTEXT = 0, 1, 2
 
 
 def point_discord_py_at(api_base: str, gateway_url: str) -> None:
@@ -471,10 +473,19 @@ class FakeInteraction:
     callback: CallbackRecord | None = None
     original_message_id: int | None = None
     followups: list[FakeMessage] = field(default_factory=list)
+    #: The gateway sessions the interaction was sent to (every session of its guild's shard).
+    delivered_to: list[str] = field(default_factory=list)
+    #: Callback requests refused because the interaction was already acknowledged (400 40060).
+    refused_callbacks: int = 0
+    #: Who waits for this interaction's callback or followups: woken only when those change, so a
+    #: burst of interactions awaited at once costs each REST call one wake-up, not one per waiter.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list, repr=False)
 
     async def wait_callback(self, timeout: float = 5.0) -> CallbackRecord:
         """The callback (type 4/5/6/7/8/9), waiting for it if the bot has not answered yet."""
-        return await self.fake._wait(lambda: self.callback, timeout, f"the callback of interaction {self.id}")
+        return await self.fake._wait(
+            lambda: self.callback, timeout, f"the callback of interaction {self.id}", waiters=self.waiters
+        )
 
     async def wait_followup(self, index: int = 0, timeout: float = 5.0) -> FakeMessage:
         """The ``index``-th followup; after a deferral the first one replaces the loading message."""
@@ -482,7 +493,15 @@ class FakeInteraction:
             lambda: self.followups[index] if len(self.followups) > index else None,
             timeout,
             f"followup #{index} of interaction {self.id}",
+            waiters=self.waiters,
         )
+
+    def changed(self) -> None:
+        """Wake whoever waits for this interaction (its callback or a followup arrived)."""
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     @property
     def original(self) -> FakeMessage | None:
@@ -729,6 +748,17 @@ class _GatewaySession:
     unsent: list[JSON] = field(default_factory=list)
     invalid: bool = False
 
+    @property
+    def shard(self) -> tuple[int, int]:
+        """``(shard_id, shard_count)`` as identified (``(0, 1)``: unsharded)."""
+        shard = self.identify.get("shard") or [0, 1]
+        return int(shard[0]), int(shard[1])
+
+    def serves(self, guild_id: int | None) -> bool:
+        """Whether Discord sends this session the events of ``guild_id`` (DMs go to shard 0)."""
+        shard_id, count = self.shard
+        return shard_id == (0 if guild_id is None else (guild_id >> 22) % count)
+
 
 # --------------------------------------------------------------------------------------------------
 # The fake
@@ -781,6 +811,10 @@ class FakeDiscord:
         self.gateway_received: list[JSON] = []
         self.resume_count = 0
         self.internal_errors: list[BaseException] = []
+        #: What ``GET /gateway/bot`` recommends (an ``AutoShardedBot`` without a shard count runs these).
+        self.recommended_shards = 1
+        #: Interactions still to be acknowledged by "another process" before the bot sees them.
+        self._answer_elsewhere = 0
 
         # Filled by add_default_guild() (the fake_discord fixture calls it).
         self.guild_id = 0
@@ -831,7 +865,7 @@ class FakeDiscord:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        for waiter in self._waiters:
+        for waiter in [*self._waiters, *(w for i in self.interactions.values() for w in i.waiters)]:
             if not waiter.done():
                 waiter.cancel()
 
@@ -900,8 +934,7 @@ class FakeDiscord:
         guild.roles[bot_role.id] = bot_role
         guild.members[self.bot_id] = FakeMember(gid, self.bot_id, [bot_role.id])
         guild.members[owner_id] = FakeMember(gid, owner_id, [])
-        if self._session is not None:
-            self._emit("GUILD_CREATE", self._guild_payload(guild))
+        self._emit("GUILD_CREATE", self._guild_payload(guild))
         return guild
 
     def add_channel(
@@ -1163,15 +1196,45 @@ class FakeDiscord:
             f"a message in channel {channel_id}",
         )
 
-    async def wait_until_ready(self, timeout: float = 5.0) -> None:
-        """Wait until a bot has identified (READY and every GUILD_CREATE written) or resumed."""
+    async def wait_until_ready(self, timeout: float = 5.0, *, guild_id: int | None = None) -> None:
+        """Wait until a bot has identified (READY and every GUILD_CREATE written) or resumed; with
+        ``guild_id``, until a session of that guild's shard has."""
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
+            if guild_id is not None:
+                await self._wait(
+                    lambda: self._live_for(guild_id) or None, timeout, f"a shard of guild {guild_id}"
+                )
         except TimeoutError:
             raise TimeoutError(
                 f"no bot identified on {self.gateway_url} within {timeout}s "
                 f"(gateway connections: {self.gateway_connections}; last calls: {self._recent_calls()})"
             ) from None
+
+    def sessions(self) -> list[tuple[str, tuple[int, int], bool]]:
+        """Every gateway session still valid: its id, ``(shard_id, shard_count)`` and whether its socket
+        is open."""
+        return [(x.id, x.shard, x.socket is not None) for x in self._sessions.values() if not x.invalid]
+
+    def answer_elsewhere(self, count: int = 1) -> None:
+        """The next ``count`` interactions are acknowledged by another process (a deferral recorded
+        before the bot sees them), as when two processes receive the same interaction: the bot's own
+        callback then gets Discord's 400 40060."""
+        self._answer_elsewhere += count
+
+    def _targets(self, guild_id: int | None) -> list[_GatewaySession]:
+        """The sessions Discord sends a guild's events to: every valid one of its shard (a session whose
+        socket dropped keeps them for its RESUME)."""
+        return [x for x in self._sessions.values() if not x.invalid and x.serves(guild_id)]
+
+    def _live_for(self, guild_id: int | None) -> list[_GatewaySession]:
+        return [x for x in self._targets(guild_id) if x.socket is not None and not x.socket.ws.closed]
+
+    def _refresh_ready(self) -> None:
+        if any(x.socket is not None and not x.socket.ws.closed for x in self._sessions.values()):
+            self._ready.set()
+        else:
+            self._ready.clear()
 
     async def wait_until_disconnected(self, timeout: float = 5.0) -> None:
         """Wait until every gateway socket is closed (after ``bot.close()``)."""
@@ -1179,7 +1242,17 @@ class FakeDiscord:
             lambda: True if not self._sockets else None, timeout, "every gateway socket to close"
         )
 
-    async def _wait(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
+    async def _wait(
+        self,
+        check: Callable[[], T | None],
+        timeout: float,
+        what: str,
+        *,
+        waiters: list[asyncio.Future[None]] | None = None,
+    ) -> T:
+        """Until ``check()`` returns something, re-checked on every change the fake notifies (or only
+        on those of one interaction, when its ``waiters`` are given)."""
+        waiting = self._waiters if waiters is None else waiters
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -1190,14 +1263,14 @@ class FakeDiscord:
             if remaining <= 0:
                 raise TimeoutError(f"timed out after {timeout}s waiting for {what}; {self._recent_calls()}")
             waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
+            waiting.append(waiter)
             try:
                 await asyncio.wait_for(waiter, remaining)
             except TimeoutError:
                 pass
             finally:
                 with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
+                    waiting.remove(waiter)
 
     def _notify(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -1301,6 +1374,9 @@ class FakeDiscord:
         await self.wait_until_ready(timeout)
         guild, channel = self._place(guild_id, channel_id, user_id, dm=dm)
         schema = self._find_command(name, guild.id if guild else None, 1)
+        contexts = (schema or {}).get("contexts")
+        if validate and guild is None and contexts is not None and BOT_DM_CONTEXT not in contexts:
+            raise ValueError(f"/{name} is not offered in direct messages (its contexts are {contexts})")
         values: dict[str, Any] = dict(options or {})
         for option_name, attachment in (attachments or {}).items():
             values[option_name] = attachment if isinstance(attachment, AttachmentSpec) else bytes(attachment)
@@ -1565,10 +1641,12 @@ class FakeDiscord:
     async def _dispatch_interaction(
         self, payload: JSON, *, original_message_id: int | None = None
     ) -> FakeInteraction:
-        session = self._session
-        if session is None:
-            raise RuntimeError("no bot is connected to the fake gateway")
         guild_id = payload.get("guild_id")
+        gid = int(guild_id) if guild_id else None
+        if not self._sessions:
+            raise RuntimeError("no bot is connected to the fake gateway")
+        # A shard still connecting gets its guild's interaction once it has identified.
+        targets = await self._wait(lambda: self._targets(gid) or None, 5.0, f"a session for guild {gid}")
         user = payload["member"]["user"] if "member" in payload else payload["user"]
         interaction = FakeInteraction(
             id=int(payload["id"]),
@@ -1583,9 +1661,41 @@ class FakeDiscord:
             original_message_id=original_message_id,
         )
         self.interactions[interaction.id] = interaction
-        self._queue(session, "INTERACTION_CREATE", payload)
-        await self._flush(session)
+        if self._answer_elsewhere > 0:
+            self._answer_elsewhere -= 1
+            self._acknowledge_elsewhere(interaction)
+        for session in targets:
+            interaction.delivered_to.append(session.id)
+            self._queue(session, "INTERACTION_CREATE", payload)
+        for session in targets:
+            await self._flush(session)
         return interaction
+
+    def _acknowledge_elsewhere(self, interaction: FakeInteraction) -> None:
+        """A deferral by some other process, recorded as if its callback had just arrived."""
+        now = time.monotonic()
+        call = RecordedCall(
+            method="POST",
+            path=f"/interactions/{interaction.id}/{{token}}/callback",
+            route="POST /interactions/{webhook_id}/{webhook_token}/callback",
+            params={},
+            query={},
+            headers={},
+            authorized=True,
+            json={"type": 5, "data": {"flags": EPHEMERAL}},
+            form={},
+            files=[],
+            at=now,
+            status=204,
+        )
+        channel = self.channels[interaction.channel_id]
+        message = self._create_message(
+            channel, {}, [], call=call, interaction=interaction, flags=LOADING | EPHEMERAL, message_type=20
+        )
+        interaction.original_message_id = message.id
+        interaction.callback = CallbackRecord(
+            5, {"flags": EPHEMERAL}, call, now - interaction.dispatched_at, message
+        )
 
     def _find_command(self, name: str, guild_id: int | None, ctype: int) -> JSON | None:
         for scope in (guild_id, None) if guild_id is not None else (None,):
@@ -1819,12 +1929,15 @@ class FakeDiscord:
     # ---------------------------------------------------------------- gateway
 
     async def dispatch_event(self, event: str, data: JSON) -> None:
-        """Send any gateway dispatch (``GUILD_MEMBER_UPDATE``, ``MESSAGE_CREATE``...) to the bot."""
-        session = self._session
-        if session is None:
+        """Send any gateway dispatch (``GUILD_MEMBER_UPDATE``, ``MESSAGE_CREATE``...) to the bot (to the
+        sessions of its guild's shard)."""
+        guild_id = data.get("guild_id")
+        targets = self._targets(int(guild_id) if guild_id else None)
+        if not targets:
             raise RuntimeError("no bot is connected to the fake gateway")
-        self._queue(session, event, data)
-        await self._flush(session)
+        for session in targets:
+            self._queue(session, event, data)
+            await self._flush(session)
 
     async def drop_connection(self, code: int = 4000) -> None:
         """Close the bot's socket as a network failure would; discord.py reconnects and RESUMEs."""
@@ -1832,7 +1945,7 @@ class FakeDiscord:
         if session is None or session.socket is None:
             raise RuntimeError("no bot is connected to the fake gateway")
         sock, session.socket = session.socket, None
-        self._ready.clear()
+        self._refresh_ready()
         await sock.ws.close(code=code, message=b"dropped by the fake")
 
     async def send_reconnect(self) -> None:
@@ -1853,12 +1966,12 @@ class FakeDiscord:
         await session.socket.send({"op": 9, "d": resumable, "s": None, "t": None})
 
     def _emit(self, event: str, data: JSON) -> None:
-        """Queue a dispatch from a synchronous model change; written in order by the next flush."""
-        session = self._session
-        if session is None or session.invalid:
-            return
-        self._queue(session, event, data)
-        self._spawn(self._flush(session))
+        """Queue a dispatch from a synchronous model change, for the sessions of its guild's shard;
+        written in order by the next flush."""
+        raw = data.get("guild_id") or (data.get("id") if event.startswith("GUILD_") else None)
+        for session in self._targets(int(raw) if raw else None):
+            self._queue(session, event, data)
+            self._spawn(self._flush(session))
 
     def _queue(self, session: _GatewaySession, event: str, data: JSON) -> None:
         session.seq += 1
@@ -1919,8 +2032,7 @@ class FakeDiscord:
                 session.socket = None
                 if ws.close_code in (1000, 1001):
                     session.invalid = True  # a clean close by the client ends the session
-                if self._session is session:
-                    self._ready.clear()
+                self._refresh_ready()
             self._notify()
         return ws
 
@@ -1932,8 +2044,8 @@ class FakeDiscord:
         session = _GatewaySession(secrets.token_hex(16), data, sock)
         self._sessions[session.id] = session
         self._session = session
-        shard = data.get("shard") or [0, 1]
-        guilds = [g for g in self.guilds.values() if (g.id >> 22) % int(shard[1]) == int(shard[0])]
+        shard = list(session.shard)
+        guilds = [g for g in self.guilds.values() if session.serves(g.id)]
         ready = {
             "v": 10,
             "user": {**self.bot_user.to_payload(), "verified": True, "mfa_enabled": False, "flags": 0},
@@ -1941,7 +2053,7 @@ class FakeDiscord:
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
-            "shard": list(shard),
+            "shard": shard,
             "application": {"id": str(self.application_id), "flags": self.application_flags},
             "private_channels": [],
             "relationships": [],
@@ -2667,7 +2779,8 @@ class FakeDiscord:
     async def _rest_gateway_bot(self, request: web.Request) -> web.Response:
         limit = {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
         return self._json(
-            self._call(request), {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+            self._call(request),
+            {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit},
         )
 
     async def _rest_me(self, request: web.Request) -> web.Response:
@@ -2862,6 +2975,7 @@ class FakeDiscord:
         if not secrets.compare_digest(interaction.token, request.match_info["webhook_token"]):
             raise _ApiError(401, 50027)
         if interaction.callback is not None:
+            interaction.refused_callbacks += 1
             raise _ApiError(400, 40060)
         if self.ack_deadline is not None and call.at - interaction.dispatched_at > self.ack_deadline:
             raise _ApiError(404, 10062)
@@ -2901,6 +3015,7 @@ class FakeDiscord:
                 if not data.get(key):
                     raise _form_error(f"data.{key}", "BASE_TYPE_REQUIRED", "This field is required")
         interaction.callback = CallbackRecord(rtype, data, call, call.at - interaction.dispatched_at, message)
+        interaction.changed()
         self._notify()
         if not _truthy(request.query.get("with_response")):
             return self._no_content(call)
@@ -2957,6 +3072,7 @@ class FakeDiscord:
         else:
             message = self._create_message(channel, body, call.files, call=call, interaction=interaction)
         interaction.followups.append(message)
+        interaction.changed()
         self._notify()
         if not _truthy(request.query.get("wait")):
             return self._no_content(call)

@@ -1,4 +1,4 @@
-"""Fair submission: round-robin across members, a global cap on generations in flight, queue places.
+"""Fair submission: members take turns (rounds), a global cap on generations in flight, queue places.
 
 Runs on SQLite and on PostgreSQL (where two claimers race for real).
 """
@@ -74,3 +74,57 @@ async def test_backed_off_jobs_wait_their_turn(storage: Storage) -> None:
     (other,) = await storage.claim_fair_for_submit("w1", limit=5, max_in_flight=10)
     assert other.id == made[11][0]
     assert (await storage.get_job(made[10][0])).state is JobState.QUEUED  # type: ignore[union-attr]
+
+
+async def serve_one_at_a_time(storage: Storage, *, finish: bool) -> list[int]:
+    """Claim one job at a time (one slot), each run to its end (``finish``) or left in flight."""
+    served: list[int] = []
+    while True:
+        claimed = await storage.claim_fair_for_submit("w1", limit=1, max_in_flight=1 if finish else 100)
+        if not claimed:
+            return served
+        (job,) = claimed
+        assert job.id is not None
+        served.append(job.user_id)
+        await storage.mark_submitting(job.id, owner="w1")
+        if finish:
+            await storage.mark_processing(job.id, owner="w1", task_id=f"t{job.id}", credits_used=10)
+            await storage.mark_completed(job.id, owner="w1", video_url="https://x/v.mp4")
+
+
+async def test_a_members_served_jobs_count_not_only_the_queued_ones(storage: Storage) -> None:
+    """A's first is given its slot (and even finished) before B asks: B's one still goes before A's
+    second, although A's second is older."""
+    made = await queue_jobs(storage, {10: 3})
+    (first,) = await storage.claim_fair_for_submit("w1", limit=1, max_in_flight=1)
+    assert first.id == made[10][0]
+    await storage.mark_submitting(first.id, owner="w1")
+    await storage.mark_processing(first.id, owner="w1", task_id="t", credits_used=10)
+    await storage.mark_completed(first.id, owner="w1", video_url="https://x/v.mp4")
+    late = await make_job(storage, user_id=11, estimate=10)
+    assert await storage.queue_position(late.id or 0) == 1  # the card says so too
+    assert await storage.queue_position(made[10][1]) == 2
+    assert await serve_one_at_a_time(storage, finish=True) == [11, 10, 10]
+
+
+async def test_a_member_with_jobs_in_flight_waits_behind_one_with_none(storage: Storage) -> None:
+    made = await queue_jobs(storage, {10: 6})
+    assert len(await storage.claim_fair_for_submit("w1", limit=4, max_in_flight=100)) == 4
+    newcomer = await make_job(storage, user_id=11, estimate=10)
+    claimed = await storage.claim_fair_for_submit("w1", limit=2, max_in_flight=100)
+    assert [job.id for job in claimed] == [newcomer.id, made[10][4]]
+
+
+async def test_a_member_back_after_a_break_takes_turns_instead_of_jumping_the_queue(storage: Storage) -> None:
+    """Member 12 was served long ago (a low round of their own): they start at the queue's current
+    round (the one 10 and 11 were just served in), not at their own, and then take turns."""
+    await queue_jobs(storage, {12: 1})
+    assert await serve_one_at_a_time(storage, finish=True) == [12]
+    await queue_jobs(storage, {10: 4, 11: 4})
+    assert await serve_one_at_a_time(storage, finish=False) == [10, 11, 10, 11, 10, 11, 10, 11]
+    for _ in range(3):
+        await make_job(storage, user_id=12, estimate=10)
+    await queue_jobs(storage, {10: 2, 11: 2})
+    served = await serve_one_at_a_time(storage, finish=False)
+    # 12 gets their share of round 3, then every round has one of each (the oldest job first).
+    assert served == [12, 12, 10, 11, 12, 10, 11]

@@ -1,0 +1,47 @@
+"""Issue 15 (scale out): ``jobs.posted_deleted_at`` and ``member_accounts.fair_round``.
+
+* ``jobs.posted_deleted_at``: when a posted video was deleted with its button. Until now a deleted
+  video left its job pointing at a message that no longer exists, and ``/video jobs`` linked to it.
+  Existing rows stay ``NULL`` (unknown: nothing recorded a deletion before).
+* ``member_accounts.fair_round``: the member's round in the fair queue (:mod:`storage.scheduling`);
+  every existing member starts at round 0, which the queue reads as "now".
+* ``provider_pace``: the provider's call schedule shared by the processes of a deployment
+  (:mod:`storage.pace`); empty until the first call.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-28 10:00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("posted_deleted_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("member_accounts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("fair_round", sa.Integer(), server_default="0", nullable=False))
+    op.create_table(
+        "provider_pace",
+        sa.Column("key", sa.String(length=32), nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_provider_pace")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("provider_pace")
+    with op.batch_alter_table("member_accounts", schema=None) as batch_op:
+        batch_op.drop_column("fair_round")
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("posted_deleted_at")
