@@ -46,7 +46,6 @@ _HOW_TO_FIX: dict[str, str] = {
     "METRICS_PORT": "use a port number from 1 to 65535, or leave it empty to serve no metrics",
     "METRICS_HOST": "use an address to listen on, such as 127.0.0.1 (the default) or 0.0.0.0",
     "PROVIDER_PAUSE_PROBE_SECONDS": "use a number of seconds from 1 to 86400 (default 60)",
-
     "SHARD_COUNT": "use a whole number of shards from 1 to 10000, or remove it to run Discord's recommended count",
     "SHARD_IDS": (
         "use comma-separated shard ids from 0 to SHARD_COUNT - 1 (such as 0,1), with SHARD_COUNT set, "

@@ -912,14 +912,6 @@ class Storage:
         async with self._maker() as s, s.begin():
             return await jobs.state_counts(s, states)
 
-
-#: Jobs that wait for the provider: in review, queued, or being submitted.
-WAITING_STATES: frozenset[JobState] = frozenset(ACTIVE_STATES - {JobState.PROCESSING})
-
-
-class _NothingToProbe(Exception):
-    """No queued job to probe with: rolls back the probe slot taken in the same transaction."""
-
     # -- issue 15: scale out ---------------------------------------------------------------------------
 
     async def mark_video_deleted(self, job_id: int, *, message_id: int) -> bool:
@@ -966,3 +958,11 @@ class _NothingToProbe(Exception):
         if not self.shared:
             raise RuntimeError("the provider's shared schedule needs PostgreSQL")
         return await run_on_connection(self.engine, pace.reserve, (count, interval))
+
+
+#: Jobs that wait for the provider: in review, queued, or being submitted.
+WAITING_STATES: frozenset[JobState] = frozenset(ACTIVE_STATES - {JobState.PROCESSING})
+
+
+class _NothingToProbe(Exception):
+    """No queued job to probe with: rolls back the probe slot taken in the same transaction."""

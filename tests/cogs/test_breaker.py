@@ -89,7 +89,10 @@ async def test_a_broken_account_pauses_the_line_and_resume_delivers_everyone(
         await asyncio.sleep(PROBE * 3)  # a few probe intervals while paused
 
         times = generate_times(h.sandbox)
-        assert 2 <= len(times) <= 5
+        # Probes went on while paused, never more than one per interval, however long the asks took
+        # (on a busy machine they take longer, and more intervals pass).
+        assert len(times) >= 2
+        assert len(times) <= 1 + (times[-1] - times[0]) / (PROBE - SLACK)
         assert_spaced(times)
         assert all(r.status == status for r in h.sandbox.requests if r.route == "generate")
         jobs = [await h.storage.get_job(i) for i in ids]
