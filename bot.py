@@ -221,11 +221,11 @@ class KlingBot(commands.AutoShardedBot):
 
     def health_problem(self) -> str | None:
         """Why the bot is unhealthy (``/healthz``), or ``None``: the gateway and the worker's passes."""
-        ws = self.ws
         beat = self.worker_heartbeat
+        shards = self.shards.values()  # an AutoShardedBot: every shard this process runs must be up
         return health_problem(
             closed=self.is_closed(),
-            connected=self.is_ready() and ws is not None and ws.open,
+            connected=self.is_ready() and bool(shards) and not any(shard.is_closed() for shard in shards),
             worker_age=None if beat is None else time.monotonic() - beat,
         )
 
