@@ -27,7 +27,7 @@ async def test_one_slot_serves_a_then_b_then_a_again(tmp_path: Path) -> None:
         ]
         assert card.request is not None
         status = next(f for f in card.request.json["embeds"][0]["fields"] if f["name"] == "Status")
-        assert status["value"] == "🕒 Queued (position 1)"
+        assert status["value"].startswith("🕒 Queued (position 1)")  # then, since issue 12, its ETA
         assert await h.storage.queue_position(a[1]) == 2
         for job_id in (*a, b):
             await wait_state(h, job_id, JobState.DELIVERED, within=30)
