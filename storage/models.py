@@ -212,6 +212,7 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_state_next_attempt_at", "state", "next_attempt_at"),
         sa.Index("ix_jobs_guild_id_user_id_id", "guild_id", "user_id", "id"),
         sa.Index("ix_jobs_provider_task_id", "provider_task_id"),
+        sa.Index("ix_jobs_model_duration_completed_at", "model", "duration", "completed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -274,6 +275,9 @@ class Job(SQLModel, table=True):
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
     submitted_at: datetime | None = _when(nullable=True, default=None)
+    #: The last status answer that said "not yet" (with ``completed_at``, when the video was finished:
+    #: between the two; the poll schedule learns from it, :mod:`ulazai.completion`).
+    polled_at: datetime | None = _when(nullable=True, default=None)
     completed_at: datetime | None = _when(nullable=True, default=None)
 
     @property

@@ -7,6 +7,10 @@
   every existing member starts at round 0, which the queue reads as "now".
 * ``provider_pace``: the provider's call schedule shared by the processes of a deployment
   (:mod:`storage.pace`); empty until the first call.
+* ``jobs.polled_at`` (the last status answer that said "not yet") and an index on model, duration and
+  completion time: the worker learns from finished jobs when similar ones complete
+  (:mod:`ulazai.completion`). Jobs finished before have no ``polled_at``: their completion time is read
+  as the moment the bot saw it.
 
 Revision ID: 0004
 Revises: 0003
@@ -29,6 +33,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("posted_deleted_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("polled_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index(
+            "ix_jobs_model_duration_completed_at", ["model", "duration", "completed_at"], unique=False
+        )
     with op.batch_alter_table("member_accounts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("fair_round", sa.Integer(), server_default="0", nullable=False))
     op.create_table(
@@ -44,4 +52,6 @@ def downgrade() -> None:
     with op.batch_alter_table("member_accounts", schema=None) as batch_op:
         batch_op.drop_column("fair_round")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_jobs_model_duration_completed_at")
+        batch_op.drop_column("polled_at")
         batch_op.drop_column("posted_deleted_at")
