@@ -187,8 +187,7 @@ class MemberAccount(SQLModel, table=True):
     reserved_credits: int = 0
     active_jobs: int = 0
     last_moved: int = 0
-    #: The member's place in the fair queue's rounds: the round after their last job given a slot
-    #: (see :mod:`storage.scheduling`).
+    #: The member's next round in the fair queue: one past their newest job's (:mod:`storage.rounds`).
     fair_round: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
@@ -213,6 +212,7 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_guild_id_user_id_id", "guild_id", "user_id", "id"),
         sa.Index("ix_jobs_provider_task_id", "provider_task_id"),
         sa.Index("ix_jobs_model_duration_completed_at", "model", "duration", "completed_at"),
+        sa.Index("ix_jobs_state_fair_round_id", "state", "fair_round", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -268,6 +268,8 @@ class Job(SQLModel, table=True):
     attempts: int = 0
     error: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
 
+    #: The job's round in the fair queue, given when it was created (:mod:`storage.rounds`).
+    fair_round: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     lease_owner: str | None = Field(default=None, sa_type=sa.String(128), nullable=True)
     lease_expires_at: datetime | None = _when(nullable=True, default=None)
     next_attempt_at: datetime | None = _when(nullable=True, default=None)
