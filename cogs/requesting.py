@@ -106,12 +106,14 @@ async def request_video(
         review=review,
         settings=settings,
     )
+    job_id = job.id
+    assert job_id is not None
     job = await post_status_card(bot, channel, job)
     if settings.review_channel_id is not None and job.state is JobState.PENDING_REVIEW:
         job = await send_for_review(bot, job, settings.review_channel_id)
     await interaction.followup.send(
         embed=receipt(job, available, review=review),
-        view=views.cancel_view(job.id or 0),
+        view=views.cancel_view(job_id),
         ephemeral=True,
         allowed_mentions=NO_MENTIONS,
     )
