@@ -1,4 +1,6 @@
-"""Scale benchmark: 5,000 jobs in flight in one bot process, and the relay of a 200 MB video.
+"""Scale benchmark: 5,000 jobs in flight in one bot process, the relay of a 200 MB video, and 10,000
+jobs in flight between two bot processes on PostgreSQL (:mod:`benchmarks.scale_processes`, run after
+the rest; ``--processes-only`` for that part alone, ``--no-processes`` without it).
 
 Run with ``python -m benchmarks.scale`` from the repository root (``--jobs``, ``--rps``, ``--steady`` to
 change the size; the default run takes about three minutes). Two questions from the issue:
@@ -979,6 +981,11 @@ def main(argv: list[str] | None = None) -> int:
         "--steady", type=float, default=STEADY, help="seconds measured after all are submitted"
     )
     parser.add_argument("--serve-fakes", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--processes-only", action="store_true", help="only the two-process part")
+    parser.add_argument("--no-processes", action="store_true", help="without the two-process part")
+    parser.add_argument(
+        "--processes-jobs", type=int, default=10_000, help="jobs in flight between the two processes"
+    )
     output.add_output_options(parser)
     args = parser.parse_args(argv)
     if args.serve_fakes:
@@ -987,6 +994,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1 or args.rps <= 0 or args.steady < 0 or args.task_seconds <= 0:
         parser.error("need --jobs >= 1, --rps > 0, --steady >= 0 and --task-seconds > 0")
 
+    if args.processes_only:
+        return processes_part(args, None)
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     bot_core, fakes_core = (cores[0], cores[1]) if len(cores) >= 2 else (None, None)
     started = time.perf_counter()
@@ -1043,6 +1052,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = output.output_dir(args)
     (folder / "scale.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     (folder / "scale.md").write_text(markdown(result))
+    processes_status = 0 if args.no_processes else processes_part(args, result)
 
     s, rl = result.scale, result.relay
     rows = [
@@ -1072,7 +1082,66 @@ def main(argv: list[str] | None = None) -> int:
     targets = [(name, value, target, ok) for name, value, target, ok in rows if ok is not None]
     for name, value, target, ok in targets:
         print(output.verdict(f"{name} {target}", bool(ok), value))
-    return output.exit_status([bool(ok) for *_, ok in targets])
+    return max(output.exit_status([bool(ok) for *_, ok in targets]), processes_status)
+
+
+def processes_part(args: argparse.Namespace, one_process: Report | None) -> int:
+    """Run :mod:`benchmarks.scale_processes` and add its figures to ``scale.json`` and ``scale.md`` (after
+    the one-process part's, when it ran); returns its exit status."""
+    from benchmarks import scale_processes
+
+    print(
+        f"Two processes on PostgreSQL: {args.processes_jobs:,} jobs, PROVIDER_MAX_RPS "
+        f"{scale_processes.RPS:g} for both (a few minutes).",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="kling-scale-processes-") as folder:
+        try:
+            figures = scale_processes.run_part(
+                Path(folder),
+                jobs=args.processes_jobs,
+                rps=scale_processes.RPS,
+                task_seconds=scale_processes.TASK_SECONDS,
+                steady=scale_processes.STEADY,
+            )
+        except (RunBroken, TimeoutError) as error:
+            print(f"The two-process run broke: {error!r}", file=sys.stderr)
+            return 1
+    folder_out = output.output_dir(args)
+    payload: dict[str, Any] = asdict(one_process) if one_process is not None else {}
+    payload["processes"] = asdict(figures)
+    (folder_out / "scale.json").write_text(json.dumps(payload, indent=2) + "\n")
+    text = markdown(one_process) if one_process is not None else "# Scale benchmark\n"
+    (folder_out / "scale.md").write_text(text + "\n" + "\n".join(scale_processes.markdown(figures)) + "\n")
+    for bot_figures in figures.bots:
+        polls = bot_figures.polls or 1
+        print(
+            f"{bot_figures.name}: peak RSS {bot_figures.peak_rss_mb} MB, {bot_figures.polls:,} status polls, "
+            f"{round(bot_figures.statements_in_polls / polls, 2)} statements per poll"
+        )
+    for note in figures.notes:
+        print(f"Warning: {note}", file=sys.stderr)
+    checks = [
+        (
+            "peak RSS per process",
+            figures.rss_passed,
+            f"<= {figures.target_rss_mb:g} MB",
+            f"{figures.max_peak_rss_mb} MB",
+        ),
+        (
+            "provider calls in any 1 s, both processes",
+            figures.rate_passed,
+            f"<= {figures.provider_max_rps:g}",
+            str(figures.max_calls_any_second),
+        ),
+    ]
+    for name, ok, target, value in checks:
+        print(output.verdict(f"{name} {target}", ok, value))
+    print(
+        f"database statements per status poll: {figures.statements_per_poll} (+ {figures.claim_statements_per_poll} "
+        f"claiming it, + {figures.pace_statements_per_call} per call for the shared pace)"
+    )
+    return output.exit_status([ok for _, ok, *_ in checks])
 
 
 if __name__ == "__main__":

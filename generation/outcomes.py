@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from storage import DeliveredVia, Job
+from ulazai.completion import CompletionWindow
 from ulazai.errors import (
     AuthenticationError,
     BadRequestError,
@@ -104,15 +105,22 @@ def rate_limit_delay(retry_after: float | None, attempts: int) -> float:
     return retry_after if retry_after is not None else min(MAX_RATE_LIMIT_BACKOFF, 5.0 * 2**attempts)
 
 
-def after_generate(answer: TaskResult | UlazAIError, *, spec: VideoSpec, attempts: int) -> SubmitOutcome:
+def after_generate(
+    answer: TaskResult | UlazAIError,
+    *,
+    spec: VideoSpec,
+    attempts: int,
+    window: CompletionWindow | None = None,
+) -> SubmitOutcome:
     """What a generate call's answer (or the error it raised) does to the job (see the module docstring).
 
-    ``attempts`` counts the submissions so far, this one included.
+    ``attempts`` counts the submissions so far, this one included; ``window`` is when similar tasks
+    finished (the provider's estimate decides the first poll without one).
     """
     if isinstance(answer, TaskResult):
         estimate = answer.estimated_time or DEFAULT_ESTIMATED_TIME
         credits = answer.credits_used if answer.credits_used is not None else estimate_credits(spec)
-        return Started(answer.task_id, credits, estimate, first_poll_delay(estimate))
+        return Started(answer.task_id, credits, estimate, first_poll_delay(estimate, window))
     if isinstance(answer, InvalidRequestError):
         return Fail(answer.message)
     if isinstance(answer, RateLimitedError):
@@ -168,8 +176,10 @@ def after_status(
     now: datetime,
     estimate: EstimatedTime,
     timeout: timedelta,
+    window: CompletionWindow | None = None,
 ) -> PollOutcome:
-    """What a status call's answer (or its error) does to a processing job."""
+    """What a status call's answer (or its error) does to a processing job (``window``: when similar
+    tasks finished; without one, the provider's ``estimate`` stands in)."""
     waited = now - (submitted_at or now)
     elapsed = waited.total_seconds()
     if isinstance(answer, ProviderError):
@@ -184,10 +194,7 @@ def after_status(
         return Fail(answer.error or "UlazAI could not make this video")
     if waited > timeout:
         return Fail(f"still not ready after {timeout_text(timeout)}")
-    overdue = int(max(0.0, elapsed - estimate.high) // IN_RANGE_INTERVAL)
-    delay = next_poll_delay(
-        elapsed=elapsed, estimate=estimate, progress=answer.progress, overdue_polls=overdue
-    )
+    delay = next_poll_delay(elapsed=elapsed, estimate=estimate, progress=answer.progress, window=window)
     # Never sleep past the processing deadline: the job must be failed and refunded on time.
     delay = min(delay, max(1.0, timeout.total_seconds() - elapsed + 0.5))
     return PollAgain(delay, answer.progress)

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from generation import breaker, metering, outcomes
+from generation.completion_windows import CompletionWindows
 from generation.shapes import spec_of_job
 from storage import AccountState, InvalidTransition, Job, JobNotFound, LeaseLost, Resumed, Storage
 from telemetry.metrics import Metrics
@@ -110,6 +111,8 @@ class Worker:
         self.account = AccountState()
         #: Provider calls the rate limit allows per tick: the most worth claiming at once.
         self.calls_per_tick = max(1, math.ceil(provider_max_rps * TICK_SECONDS))
+        #: When similar jobs finished: where to place status calls (:mod:`generation.completion_windows`).
+        self.windows = CompletionWindows(storage)
         self.working: dict[int, asyncio.Task[None]] = {}
         #: Jobs being submitted or polled right now (each is, or waits for, a provider call).
         self.calling: set[int] = set()
@@ -218,6 +221,9 @@ class Worker:
         storage = self.storage
         job_id = job.id
         assert job_id is not None
+        window = await self.windows.for_job(
+            job
+        )  # before the call: nothing may fail between it and the record
         job = await storage.mark_submitting(job_id, owner=self.owner)  # committed before the call
         await self.events.show(job)
         spec = spec_of_job(job)
@@ -226,7 +232,7 @@ class Worker:
             answer = await self.provider.generate(build_request(spec))
         except UlazAIError as error:
             answer = error
-        outcome = outcomes.after_generate(answer, spec=spec, attempts=job.attempts)
+        outcome = outcomes.after_generate(answer, spec=spec, attempts=job.attempts, window=window)
         verdict = breaker.after_generate(outcome, self.account)
         if isinstance(outcome, outcomes.Started):
             next_poll = storage.now() + timedelta(seconds=outcome.first_poll)
@@ -333,6 +339,7 @@ class Worker:
         job_id, task_id = job.id, job.provider_task_id
         assert job_id is not None
         assert task_id is not None
+        window = await self.windows.for_job(job)
         now = storage.now()
         answer: Any
         try:
@@ -346,6 +353,7 @@ class Worker:
             now=now,
             estimate=outcomes.estimate_of(job),
             timeout=self.processing_timeout,
+            window=window,
         )
         await self.note_balance(answer)
         if isinstance(outcome, outcomes.Complete):
@@ -361,6 +369,7 @@ class Worker:
                 owner=self.owner,
                 next_attempt_at=now + timedelta(seconds=outcome.delay),
                 progress=outcome.progress,
+                polled_at=None if isinstance(answer, ProviderError) else now,
             )
             if not isinstance(answer, ProviderError):
                 await self.events.show(job)

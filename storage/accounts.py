@@ -26,6 +26,7 @@ from storage.errors import InsufficientCredits, TooManyActiveJobs
 from storage.models import GuildSettings, Job, LedgerEntry, MemberAccount, UTCDateTime, table
 from storage.periods import Period, next_period_start
 from storage.results import Balance
+from storage.rounds import CURRENT_ROUND
 
 ACC = table(MemberAccount)
 LEDGER = table(LedgerEntry)
@@ -58,17 +59,20 @@ class Hold:
     period_start: datetime
     #: What the member can still spend after this hold (allowance left plus bonus credits).
     available_after: int
+    #: The new job's round in the fair queue (:mod:`storage.rounds`).
+    fair_round: int
 
     @classmethod
     def of(cls, row: sa.Row[Any], cost: int) -> Hold:
-        """The hold a matched :func:`reserve` statement returned (``last_moved, period_start``, and
-        the account's allowance and bonus credits after it)."""
-        from_allowance, period, allowance_left, bonus = row
+        """The hold a matched :func:`reserve` statement returned (``last_moved, period_start``, the
+        account's allowance and bonus credits after it, and the member's next round)."""
+        from_allowance, period, allowance_left, bonus, next_round = row
         return cls(
             allowance=from_allowance,
             bonus=cost - from_allowance,
             period_start=period,
             available_after=allowance_left + bonus,
+            fair_round=next_round - 1,
         )
 
 
@@ -273,9 +277,18 @@ def _reserve_statement(*, fast: bool) -> sa.Update:
             bonus_credits=ACC.c.bonus_credits - (cost - take_allowance),
             reserved_credits=ACC.c.reserved_credits + cost,
             active_jobs=ACC.c.active_jobs + 1,
+            # The new job's round is the later of the queue's and the member's; the member's next is
+            # one past it (storage.rounds).
+            fair_round=sa.case((ACC.c.fair_round > CURRENT_ROUND, ACC.c.fair_round), else_=CURRENT_ROUND) + 1,
             updated_at=sa.bindparam("now", type_=UTCDateTime()),
         )
-        .returning(ACC.c.last_moved, ACC.c.period_start, ACC.c.allowance_credits, ACC.c.bonus_credits)
+        .returning(
+            ACC.c.last_moved,
+            ACC.c.period_start,
+            ACC.c.allowance_credits,
+            ACC.c.bonus_credits,
+            ACC.c.fair_round,
+        )
     )
 
 

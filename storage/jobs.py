@@ -472,3 +472,36 @@ def set_messages(connection: Connection, change: tuple[int, dict[str, Any]]) -> 
             .one_or_none()
         )
     return None if row is None else dict(row)
+
+
+async def completion_seconds(
+    session: AsyncSession, guild_id: int, model: str, duration: int, quality: str | None, *, limit: int
+) -> list[float]:
+    """How long the server's newest ``limit`` finished jobs like this took, submission to completion, in
+    seconds (read along ``ix_jobs_guild_id_model_duration_completed_at``).
+
+    A video was finished between the last "not yet" (``polled_at``) and the answer that said it was
+    ready (``completed_at``): the middle of the two is the best guess, without the polling's own delay.
+    A job with no "not yet" on record counts as finished when it was seen done.
+    """
+    same_quality = col(Job.quality).is_(None) if quality is None else col(Job.quality) == quality
+    rows = await session.execute(
+        sa.select(col(Job.submitted_at), col(Job.polled_at), col(Job.completed_at))
+        .where(
+            col(Job.guild_id) == guild_id,
+            col(Job.model) == model,
+            col(Job.duration) == duration,
+            same_quality,
+            col(Job.completed_at).is_not(None),
+            col(Job.submitted_at).is_not(None),
+        )
+        .order_by(col(Job.completed_at).desc())
+        .limit(limit)
+    )
+    seconds = []
+    for submitted, polled, completed in rows.all():
+        if polled is None or polled < submitted:  # no "not yet" on record (jobs done before it was kept)
+            seconds.append((completed - submitted).total_seconds())
+        else:
+            seconds.append(((polled - submitted) + (completed - polled) / 2).total_seconds())
+    return seconds

@@ -218,8 +218,7 @@ class MemberAccount(SQLModel, table=True):
     reserved_credits: int = 0
     active_jobs: int = 0
     last_moved: int = 0
-    #: The member's place in the fair queue's rounds: the round after their last job given a slot
-    #: (see :mod:`storage.scheduling`).
+    #: The member's next round in the fair queue: one past their newest job's (:mod:`storage.rounds`).
     fair_round: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
@@ -247,6 +246,7 @@ class Job(SQLModel, table=True):
             "ix_jobs_guild_id_model_duration_completed_at", "guild_id", "model", "duration", "completed_at"
         ),
         sa.Index("ix_jobs_erased_at_ended_at", "erased_at", "ended_at"),
+        sa.Index("ix_jobs_state_fair_round_id", "state", "fair_round", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -305,6 +305,8 @@ class Job(SQLModel, table=True):
     attempts: int = 0
     error: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
 
+    #: The job's round in the fair queue, given when it was created (:mod:`storage.rounds`).
+    fair_round: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     lease_owner: str | None = Field(default=None, sa_type=sa.String(128), nullable=True)
     lease_expires_at: datetime | None = _when(nullable=True, default=None)
     next_attempt_at: datetime | None = _when(nullable=True, default=None)
@@ -312,6 +314,9 @@ class Job(SQLModel, table=True):
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
     submitted_at: datetime | None = _when(nullable=True, default=None)
+    #: The last status answer that said "not yet" (with ``completed_at``, when the video was finished:
+    #: between the two; the poll schedule learns from it, :mod:`ulazai.completion`).
+    polled_at: datetime | None = _when(nullable=True, default=None)
     completed_at: datetime | None = _when(nullable=True, default=None)
     #: When the job reached an ending state (retention counts from here).
     ended_at: datetime | None = _when(nullable=True, default=None)

@@ -84,6 +84,7 @@ class Reservation:
             "hold_allowance": hold.allowance,
             "hold_bonus": hold.bonus,
             "credit_period_start": hold.period_start,
+            "fair_round": hold.fair_round,
             "budget_period_start": budget_period_start,
             "budget_counted": self.estimate,
             "created_at": self.now,

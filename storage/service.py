@@ -568,9 +568,16 @@ class Storage:
             )
 
     async def release_lease(
-        self, job_id: int, *, owner: str, next_attempt_at: datetime | None = None, progress: int | None = None
+        self,
+        job_id: int,
+        *,
+        owner: str,
+        next_attempt_at: datetime | None = None,
+        progress: int | None = None,
+        polled_at: datetime | None = None,
     ) -> Job:
-        """Drop ``owner``'s lease; the job is due again at ``next_attempt_at`` (e.g. the next poll)."""
+        """Drop ``owner``'s lease; the job is due again at ``next_attempt_at`` (e.g. the next poll);
+        ``polled_at``: when the provider last said the video was not ready yet."""
         now = self.now()
         values: dict[str, object] = {
             "lease_owner": None,
@@ -580,6 +587,8 @@ class Storage:
         }
         if progress is not None:
             values["progress"] = progress
+        if polled_at is not None:
+            values["polled_at"] = as_utc(polled_at)
         async with self._maker() as s, s.begin():
             return await jobs.fenced_update(s, job_id, owner, values)
 
@@ -958,6 +967,14 @@ class Storage:
         if not self.shared:
             raise RuntimeError("the provider's shared schedule needs PostgreSQL")
         return await run_on_connection(self.engine, pace.reserve, (count, interval))
+
+    async def completion_seconds(
+        self, guild_id: int, model: str, duration: int, quality: str | None, *, limit: int = 200
+    ) -> list[float]:
+        """How long the server's newest ``limit`` finished jobs of this model, duration and quality took
+        at the provider, in seconds (see :func:`storage.jobs.completion_seconds`)."""
+        async with self._maker() as s, s.begin():
+            return await jobs.completion_seconds(s, guild_id, model, duration, quality, limit=limit)
 
 
 #: Jobs that wait for the provider: in review, queued, or being submitted.

@@ -337,6 +337,25 @@ async def test_channel_post_with_embed_file_nonce_and_no_pings(
         await channel.fetch_message(posted.id)
 
 
+async def test_a_waiter_woken_by_another_change_still_wakes_for_its_own(
+    fake_discord: FakeDiscord, bot: DemoBot
+) -> None:
+    """A wait re-armed after an unrelated change must be woken by the next one, not by its timeout."""
+    fake = fake_discord
+    videos = fake.channel_ids["videos"]
+    channel = bot.get_channel(videos)
+    assert isinstance(channel, discord.TextChannel)
+    started = asyncio.get_running_loop().time()
+    waiting = asyncio.ensure_future(
+        fake.wait_for_message(videos, lambda m: m.content == "second", timeout=10)
+    )
+    await channel.send("first")  # wakes the wait, which finds nothing and waits again
+    await channel.send("second")
+    posted = await waiting
+    assert posted.content == "second"
+    assert asyncio.get_running_loop().time() - started < 2  # woken by the post, not at the timeout
+
+
 async def test_edit_original_then_follow_up(fake_discord: FakeDiscord, bot: DemoBot) -> None:
     fake = fake_discord
     interaction = await fake.send_command("demo", subcommand="progress", user_id=fake.member_id)

@@ -498,7 +498,8 @@ class FakeInteraction:
 
     def changed(self) -> None:
         """Wake whoever waits for this interaction (its callback or a followup arrived)."""
-        waiters, self.waiters = self.waiters, []
+        waiters = self.waiters[:]
+        self.waiters.clear()  # in place: a waiter's loop holds this very list (see FakeDiscord._wait)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -1273,7 +1274,8 @@ class FakeDiscord:
                     waiting.remove(waiter)
 
     def _notify(self) -> None:
-        waiters, self._waiters = self._waiters, []
+        waiters = self._waiters[:]
+        self._waiters.clear()  # in place: a waiter's loop holds this very list (see _wait)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)

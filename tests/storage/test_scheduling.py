@@ -38,9 +38,9 @@ async def test_queue_positions_follow_the_order_served(storage: Storage) -> None
     assert await storage.queue_position(made[11][0]) == 2
     assert await storage.queue_position(made[10][2]) == 4
     await storage.cancel(made[10][0], actor_id=10)
-    # Member 10's second job is now their first in line, and older than member 11's.
-    assert await storage.queue_position(made[10][1]) == 1
-    assert await storage.queue_position(made[11][0]) == 2
+    # Everyone moves up one place; member 10's second job keeps its round (behind member 11's first).
+    assert await storage.queue_position(made[11][0]) == 1
+    assert await storage.queue_position(made[10][1]) == 2
     assert await storage.queue_position(made[10][0]) is None
 
 

@@ -8,9 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ulazai.completion import MIN_GAP, CompletionWindow
 from ulazai.polling import (
+    IN_RANGE_INTERVAL,
     MAX_INTERVAL,
     MIN_INTERVAL,
+    estimate_window,
     first_poll_delay,
     next_poll_delay,
     progress_share,
@@ -34,13 +37,25 @@ def test_progress_points_at_the_earliest_possible_end() -> None:
     assert next_poll_delay(elapsed=179, estimate=RANGE, progress=99) == MIN_INTERVAL
 
 
-def test_without_progress_short_polls_in_range_then_back_off() -> None:
-    assert next_poll_delay(elapsed=30, estimate=RANGE, progress=None) == 30
-    assert next_poll_delay(elapsed=100, estimate=RANGE, progress=None) == 5
-    assert next_poll_delay(elapsed=178, estimate=RANGE, progress=None) == 2
-    delays = [next_poll_delay(elapsed=200, estimate=RANGE, progress=None, overdue_polls=n) for n in range(10)]
-    assert delays == sorted(delays)
-    assert delays[-1] == MAX_INTERVAL
+def test_without_progress_the_estimate_window_then_back_off() -> None:
+    window = estimate_window(60, 180)
+    assert next_poll_delay(elapsed=30, estimate=RANGE, progress=None) == 30  # the window starts at 60 s
+    assert next_poll_delay(elapsed=60, estimate=RANGE, progress=None) == pytest.approx(window.polls[1] - 60)
+    gaps = [b - a for a, b in zip(window.polls, window.polls[1:], strict=False)]
+    assert gaps[0] > gaps[-1]  # sparse while most tasks still run, denser as fewer are left
+    assert next_poll_delay(elapsed=100, estimate=RANGE, progress=None) <= 10
+    past = [next_poll_delay(elapsed=180 + 5 * n, estimate=RANGE, progress=None) for n in range(12)]
+    assert past == sorted(past)
+    assert past[0] == IN_RANGE_INTERVAL
+    assert past[-1] == MAX_INTERVAL
+
+
+def test_a_learned_window_is_used_over_the_estimate() -> None:
+    learned = CompletionWindow.learned([100 + n for n in range(40)])
+    assert first_poll_delay(RANGE, learned) == 100
+    assert next_poll_delay(elapsed=100, estimate=RANGE, progress=None, window=learned) < 10
+    # Kling 2.6's progress still decides when it has some.
+    assert next_poll_delay(elapsed=60, estimate=RANGE, progress=33, window=learned) == MAX_INTERVAL
 
 
 @given(
@@ -48,15 +63,10 @@ def test_without_progress_short_polls_in_range_then_back_off() -> None:
     low=st.integers(1, 600),
     spread=st.integers(0, 600),
     progress=st.none() | st.integers(0, 100),
-    overdue=st.integers(0, 50),
 )
-def test_delays_stay_within_bounds(
-    elapsed: float, low: int, spread: int, progress: int | None, overdue: int
-) -> None:
-    delay = next_poll_delay(
-        elapsed=elapsed, estimate=EstimatedTime(low, low + spread), progress=progress, overdue_polls=overdue
-    )
-    assert MIN_INTERVAL <= delay <= max(MAX_INTERVAL, low)
+def test_delays_stay_within_bounds(elapsed: float, low: int, spread: int, progress: int | None) -> None:
+    delay = next_poll_delay(elapsed=elapsed, estimate=EstimatedTime(low, low + spread), progress=progress)
+    assert MIN_GAP <= delay <= max(MAX_INTERVAL, low)
     share = progress_share(elapsed=elapsed, estimate=EstimatedTime(low, low + spread), progress=progress)
     assert 0 <= share < 1
 
