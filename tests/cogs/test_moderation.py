@@ -83,7 +83,9 @@ async def test_a_ban_refuses_every_request_and_button_and_unban_restores_them(ha
     cancel = await h.fake.send_component(
         f"video:cancel:{queued.id}", message_id=receipt.id, user_id=h.member_id, validate=False
     )
-    assert (await cancel.wait_callback()).content == BANNED
+    assert (await cancel.wait_callback()).type == 6  # Cancel acknowledges before any database read
+    refusal = await cancel.wait_followup()
+    assert (refusal.ephemeral, refusal.content) == (True, BANNED)
     assert len(h.sandbox.requests) == calls_before  # no provider call of any kind
     assert len(h.public_messages()) == public_before
     credits = await h.answer(await h.command("credits"))  # still answers
