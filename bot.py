@@ -133,13 +133,16 @@ class KlingBot(commands.AutoShardedBot):
         self.storage = storage
         # A little headroom: a call released by the limiter may leave a moment later, behind a busy
         # loop, and must still land within the provider's per-second budget. On PostgreSQL the budget
-        # is the deployment's, shared by every process through the database.
+        # is the deployment's, shared by every process through the database, and the shared pace
+        # works out its own spacing from the errors it bounds (generation.provider_pace).
         rate = settings.provider_max_rps * RATE_HEADROOM
         self.ulazai = ulazai or UlazAIClient(
             http_session,
             base_url=settings.ulazai_base_url,
             api_key=settings.ulazai_api_key,
-            rate_limiter=SharedPace(storage, rate) if storage.shared else RateLimiter(rate),
+            rate_limiter=SharedPace(storage, settings.provider_max_rps)
+            if storage.shared
+            else RateLimiter(rate),
         )
         #: When videos should be ready, for their status cards (issue 12).
         self.eta = EtaBook(storage, max_in_flight=settings.max_concurrent_generations)

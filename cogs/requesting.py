@@ -14,17 +14,20 @@ ephemeral sentence, and charges nothing):
 3. read and check the images (magic bytes) and upload them to the provider;
 4. create the job with its reservation in one transaction (unique per interaction: the original one,
    for a confirmed quote, so a quote can never make two jobs);
-5. post the public status card with ``channel.send`` (interaction tokens die after 15 minutes), and
-   with review on the moderators' review card, then answer the member with a receipt carrying a Cancel
-   button and write the request to the audit log.
+5. answer the member with a receipt carrying a Cancel button, then post the public status card with
+   ``channel.send`` (interaction tokens die after 15 minutes) and, with review on, the moderators'
+   review card, and write the request to the audit log. A card Discord refuses cancels the job and
+   returns the credits, and the receipt is replaced by the sentence that says so; a Cancel pressed
+   before the card is out is shown on the card as soon as it is.
 
 An upload answered 401/402 pauses the whole line like a generate would (:mod:`cogs.provider_line`);
 a request queued while the line is paused says so on its card and receipt.
-The receipt must follow the acknowledgement quickly even in a burst (``benchmarks/ack.py``), so the
-flow reads the server's settings once (the audit line uses them too), reads the balance only when
-there are images to upload (the reservation refuses a request it cannot pay for with the same
-refusal, and returns the balance the receipt shows); the queue position, the card's id and the
-settings are each one Core statement (:mod:`storage`).
+The receipt must follow the acknowledgement quickly even in a burst (``benchmarks/ack.py``), so
+before it the flow does two units of work and one REST call: one read of the server's settings, the
+member's ban and the line's pause (:mod:`storage.request_context`; the audit line uses the same
+settings), the reservation (which refuses a request it cannot pay for and returns the balance the
+receipt shows; the balance is read earlier only when there are images to upload or a quote to offer),
+and the receipt itself. The card, its queue position and ETA, and the card's id come after it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import discord
 from cogs import audit as audit_lines
 from cogs import cards, provider_line, quoting, reviewing, views
 from cogs.audit import audit
-from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral
+from cogs.common import NO_MENTIONS, UserFacingError, answer_ephemeral, refusal_text
 from generation import checks, quotes, requesting
 from generation.quotes import PendingImage, QuotedRequest, Terms
 from generation.refusals import PromptBlocked
@@ -107,10 +110,11 @@ async def request_video(
     guild_id, channel, member = interaction.guild_id, interaction.channel, interaction.user
     assert guild_id is not None
     assert isinstance(member, discord.Member)
-    checks.check_not_banned(await bot.storage.get_ban(guild_id, member.id))
+    context = await bot.storage.request_context(guild_id, member.id)  # settings, ban, pause: one read
+    checks.check_not_banned(context.ban)
     if not isinstance(channel, discord.abc.Messageable) or interaction.channel_id is None:
         raise UserFacingError("I can only make videos in a server's text channels.")
-    settings = await bot.storage.get_guild_settings(guild_id)
+    settings, paused = context.settings, context.paused
 
     spec = requesting.draft(options, settings, slots=attachments, uploaded=uploaded)
     for name, attachment in attachments.items():
@@ -172,10 +176,6 @@ async def request_video(
     )
     job_id = job.id
     assert job_id is not None
-    paused = (await bot.storage.provider_account()).paused
-    job = await post_status_card(bot, channel, job, reply_to=reply_to, paused=paused)
-    if settings.review_channel_id is not None and job.state is JobState.PENDING_REVIEW:
-        job = await send_for_review(bot, job, settings.review_channel_id)
     await interaction.followup.send(
         embed=receipt(job, available, review=review, notes=notes, paused=paused),
         view=views.cancel_view(job_id),
@@ -183,6 +183,15 @@ async def request_video(
         allowed_mentions=NO_MENTIONS,
     )
     bot.metrics.receipt(discord.utils.utcnow().timestamp() - interaction.created_at.timestamp())
+    try:
+        job = await post_status_card(bot, channel, job, reply_to=reply_to, paused=paused)
+        if settings.review_channel_id is not None and job.state is JobState.PENDING_REVIEW:
+            job = await send_for_review(bot, job, settings.review_channel_id)
+    except UserFacingError as refusal:  # the job is cancelled and refunded: the receipt says so instead
+        await interaction.edit_original_response(
+            content=refusal_text(refusal), embed=None, view=None, allowed_mentions=NO_MENTIONS
+        )
+        return
     if settings.audit_channel_id is not None:  # the settings read above: nothing more to read for it
         await audit(bot, guild_id, audit_lines.requested(job), channel_id=settings.audit_channel_id)
     if paused:
@@ -262,7 +271,10 @@ async def post_status_card(
             "Ask an admin to check my permissions here."
         ) from None
     bot.eta.shown(eta)
-    return await bot.storage.set_job_messages(job.id, status_message_id=message.id)
+    current = await bot.storage.set_job_messages(job.id, status_message_id=message.id)
+    if current.state is not job.state:  # changed while the card was on its way (a Cancel on the receipt)
+        await cards.refresh_status_card(bot, current)
+    return current
 
 
 async def send_for_review(bot: KlingBot, job: Job, review_channel_id: int) -> Job:

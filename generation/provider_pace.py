@@ -5,8 +5,20 @@ shared database, for several bot processes on one PostgreSQL (the schedule itsel
 :class:`SharedPace` hands each caller one slot of the deployment's schedule, in arrival order. Slots are
 reserved in batches for the callers waiting right now (at most :data:`BATCH_SECONDS` of the rate at a
 time, so a process that dies leaves little unused), turned into local times, and each caller sleeps
-until its own. A slot this process could not use in time (the loop was busy) is dropped rather than
-used late: a late call would land next to another process's next one.
+until its own.
+
+Why the budget holds at the provider, not only in the schedule. The schedule's slots are ``spacing``
+apart for the whole deployment, but a call reaches the provider a little off its slot: early or late by
+up to half the reservation's round trip (the database says "in 0.3 s" at a moment somewhere inside it),
+and late when this process's loop was busy as the slot came. Each error is bounded here instead of
+hoped small: a reservation whose round trip took longer than :data:`TRUSTED_ROUND_TRIP` is not used
+(its slots are dropped, and a fresh batch is reserved), and a slot this process wakes up for later
+than :data:`LATE_SECONDS` is dropped rather than used late, since a late call lands next to another
+process's next one. With every arrival within ``ERROR = TRUSTED_ROUND_TRIP / 2 + LATE_SECONDS +
+SEND_SECONDS`` of its slot, a one-second window at the provider sees the slots of at most
+``1 + 2 * ERROR`` seconds of schedule, so ``spacing = (1 + 2 * ERROR) / (budget - 1)`` keeps it within
+``budget`` calls (the ``- 1``: a window may start on a slot). Dropped slots cost throughput, never the
+budget: a deployment on a loaded machine runs slower, not over.
 """
 
 from __future__ import annotations
@@ -22,27 +34,39 @@ from storage import Storage
 
 #: The most slots reserved at once, in seconds of the rate.
 BATCH_SECONDS: Final = 0.5
-#: How late (in slot intervals) a slot may still be used.
-LATE_SLOTS: Final = 0.25
+#: A reservation answered more slowly than this (seconds) is not trusted to place its slots.
+TRUSTED_ROUND_TRIP: Final = 0.04
+#: How late (seconds) a slot may still be used.
+LATE_SECONDS: Final = 0.02
+#: What the call itself may take from leaving the pace to reaching the provider (seconds).
+SEND_SECONDS: Final = 0.03
+#: How far from its slot a call may reach the provider (seconds).
+ERROR: Final = TRUSTED_ROUND_TRIP / 2 + LATE_SECONDS + SEND_SECONDS
+
+
+def spacing_for(budget: float) -> float:
+    """Seconds between slots so that no one-second window at the provider holds more than ``budget``
+    calls, with every call within :data:`ERROR` of its slot (see the module docstring)."""
+    if budget <= 0:
+        raise ValueError("the budget must be positive")
+    return (1 + 2 * ERROR) / max(budget - 1, 0.5)
 
 
 class SharedPace:
-    """``await pace.acquire()`` before each provider call; at most ``rate`` calls a second start across
-    every process sharing ``storage``."""
+    """``await pace.acquire()`` before each provider call; at most ``budget`` calls reach the provider
+    in any one second, across every process sharing ``storage``."""
 
     def __init__(
         self,
         storage: Storage,
-        rate: float,
+        budget: float,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
         self.storage = storage
-        self.interval = 1.0 / rate
-        self.batch = max(1, math.floor(rate * BATCH_SECONDS))
+        self.interval = spacing_for(budget)
+        self.batch = max(1, math.floor(BATCH_SECONDS / self.interval))
         self._clock = clock
         self._sleep = sleep
         self._slots: collections.deque[float] = collections.deque()
@@ -55,24 +79,33 @@ class SharedPace:
     async def acquire(self) -> None:
         self._waiting += 1
         try:
-            async with self._lock:
-                slot = await self._next_slot()
-            wait = slot - self._clock()
-            if wait > 0:
-                await self._sleep(wait)
+            while True:
+                async with self._lock:
+                    slot = await self._next_slot()
+                wait = slot - self._clock()
+                if wait > 0:
+                    await self._sleep(wait)
+                if self._clock() <= slot + LATE_SECONDS:
+                    return
+                self.dropped += 1  # woken too late for this slot: another one
         finally:
             self._waiting -= 1
 
     async def _next_slot(self) -> float:
         while True:
-            late = self._clock() - LATE_SLOTS * self.interval
+            late = self._clock() - LATE_SECONDS
             while self._slots and self._slots[0] < late:
                 self._slots.popleft()
                 self.dropped += 1
             if self._slots:
                 return self._slots.popleft()
-            count = min(self.batch, self._waiting)
+            count = min(self.batch, max(1, self._waiting))
+            asked = self._clock()
             delay = await self.storage.reserve_provider_slots(count, self.interval)
+            answered = self._clock()
             self.reservations += 1
-            first = self._clock() + max(0.0, delay)
+            if answered - asked > TRUSTED_ROUND_TRIP:  # where its slots fall is not known well enough
+                self.dropped += count
+                continue
+            first = (asked + answered) / 2 + max(0.0, delay)
             self._slots.extend(first + n * self.interval for n in range(count))

@@ -80,6 +80,7 @@ from storage.models import (
     Quote,
 )
 from storage.periods import Period
+from storage.request_context import RequestContext
 from storage.results import AccountState, Balance, BudgetSnapshot, ForgetReport, GrantResult, Resumed
 from storage.service import COMMAND_TREE_HASH_KEY, DEFAULT_LEASE, WAITING_STATES, Storage
 from storage.states import (
@@ -130,6 +131,7 @@ __all__ = [
     "ProviderAccount",
     "Quote",
     "QuoteState",
+    "RequestContext",
     "Resumed",
     "StaleState",
     "Storage",

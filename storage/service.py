@@ -30,6 +30,7 @@ from storage import (
     pace,
     provider_account,
     quotes,
+    request_context,
     reservations,
     scheduling,
     transitions,
@@ -49,6 +50,7 @@ from storage.guilds import GuildSettingsChanges
 from storage.jobs import JobRequest
 from storage.models import Ban, GuildSettings, Job, Quote, detached_job, detached_settings
 from storage.periods import as_utc, period_start, utcnow
+from storage.request_context import RequestContext
 from storage.results import AccountState, Balance, BudgetSnapshot, ForgetReport, GrantResult, Resumed
 from storage.states import ACTIVE_STATES, TERMINAL_STATES, DeliveredVia, JobState, QuoteState
 from storage.transitions import FORGOTTEN, Action, Details
@@ -123,6 +125,16 @@ class Storage:
         now = self.now()
         async with self._maker() as s, s.begin():
             return await guilds.load(s, guild_id, now)
+
+    async def request_context(self, guild_id: int, user_id: int) -> RequestContext:
+        """What a new request reads first, in one read (see :mod:`storage.request_context`): the
+        server's settings (stored with the defaults for a server never seen), the member's ban and
+        whether the provider line is paused."""
+        rows = await run_on_connection(self.engine, request_context.read, (guild_id, user_id))
+        ban = None if rows.ban is None else Ban(**rows.ban)
+        if rows.settings is not None:
+            return RequestContext(detached_settings(rows.settings), ban, rows.paused)
+        return RequestContext(await self.get_guild_settings(guild_id), ban, rows.paused)
 
     async def update_guild_settings(
         self, guild_id: int, **changes: Unpack[GuildSettingsChanges]

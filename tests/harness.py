@@ -103,7 +103,22 @@ class Harness:
         callback = await interaction.wait_callback()
         assert callback.type == 5, f"expected a defer first, got {callback.type}"
         assert callback.ephemeral
-        return await interaction.wait_followup()
+        followup = await interaction.wait_followup()
+        await self.handled()
+        return followup
+
+    async def handled(self, within: float = 10.0) -> None:
+        """Wait until the bot's interaction handlers still running have ended (a request answers with
+        its receipt first, then posts its status card and audit line); never fails: a handler still
+        running after ``within`` s is left to the test (and to :func:`connected`'s check at the end)."""
+        me = asyncio.current_task()
+        running = [
+            task
+            for task in asyncio.all_tasks()
+            if task is not me and task.get_name().startswith(HANDLER_TASKS) and not _is_view_timer(task)
+        ]
+        if running:
+            await asyncio.wait(running, timeout=within)
 
     async def press(
         self, message: Any, prefix: str, *, user_id: int | None = None, **kwargs: Any
@@ -122,7 +137,9 @@ class Harness:
         press = await self.press(quote, "quote:confirm:", user_id=user_id)
         callback = await press.wait_callback()
         assert callback.type == 6, f"expected a deferred update first, got {callback.type}"
-        return await press.wait_followup()
+        followup = await press.wait_followup()
+        await self.handled()
+        return followup
 
     def public_messages(self, channel_id: int | None = None) -> list[Any]:
         return self.fake.messages_in(channel_id or self.videos, include_ephemeral=False)

@@ -34,7 +34,8 @@ def slow_audit(monkeypatch: pytest.MonkeyPatch, done: list[int], seconds: float)
 
 async def ask_for_a_video(h: harness.Harness) -> None:
     await h.storage.update_guild_settings(h.guild_id, audit_channel_id=h.general)  # so there is a line
-    receipt = await h.answer(await h.command("video", "text", prompt="A calm lake", model="kling-2.6"))
+    interaction = await h.command("video", "text", prompt="A calm lake", model="kling-2.6")
+    receipt = await interaction.wait_followup()  # not h.answer(), which waits for the handler to end
     assert receipt.embeds[0]["title"] == "Your video is queued"
 
 

@@ -316,11 +316,15 @@ async def test_a_review_channel_the_bot_cannot_post_in_gives_the_credits_back(ha
     h = harness
     bot_role = h.fake.role_ids["bot"]
     h.fake.set_channel_overwrite(h.general, bot_role, deny=Permission.SEND_MESSAGES)
-    followup = await h.answer(await h.command("video", "text", prompt="A calm lake", model="kling-2.6"))
-    assert followup.content == (
+    interaction = await h.command("video", "text", prompt="A calm lake", model="kling-2.6")
+    receipt = await h.answer(interaction)  # the receipt comes first, then the cards
+    refused = await interaction.wait_original(lambda m: not m.embeds)  # and is replaced by why not
+    assert refused.id == receipt.id
+    assert refused.content == (
         f"I couldn't post your request for review in <#{h.general}>, so nothing was made and your credits "
         "are back. Ask an admin to check my permissions there."
     )
+    assert refused.components == []  # no Cancel left on it
     (job,) = await h.storage.list_jobs(h.guild_id, h.member_id)
     assert job.state is JobState.CANCELLED
     balance = await h.storage.balance(h.guild_id, h.member_id)

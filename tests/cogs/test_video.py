@@ -126,6 +126,7 @@ async def test_text_request_defers_posts_a_card_and_reserves(harness: Harness) -
     assert field(embed, "Credits left") == "100"
     assert any(c.startswith("video:cancel:") for c in receipt.custom_ids())
 
+    await h.handled()  # the receipt first, then the card
     (card,) = h.public_messages()
     (card_embed,) = card.embeds
     assert card_embed["description"] == "A cyclist in a rainy neon city"
@@ -421,6 +422,25 @@ async def test_cancel_returns_the_credits_and_updates_the_card(harness: Harness)
         custom_id, message_id=receipt.id, user_id=h.member_id, channel_id=h.videos, validate=False
     )
     assert "nothing to cancel" in (await again.wait_followup()).content
+
+
+async def test_a_cancel_pressed_before_the_card_is_out_shows_on_the_card(harness: Harness) -> None:
+    """The receipt comes before the card: a Cancel pressed while the card is still on its way (Discord
+    slowed its post with a 429) is drawn on the card as soon as the card exists."""
+    h = harness
+    h.fake.fail_next("POST /channels/{channel_id}/messages", 429, retry_after=1.0)
+    interaction = await h.command("video", "text", prompt="A calm lake", model="kling-2.6")
+    receipt = await interaction.wait_followup()
+    assert h.public_messages() == []  # the card is not out yet
+    press = await h.press(receipt, "video:cancel:", channel_id=h.videos)
+    assert (await press.wait_callback()).type == 6
+    await press.wait_original(lambda m: "Cancelled" in m.content)
+    await h.handled()
+    (card,) = h.public_messages()
+    assert field(card.embeds[0], "Status") == "↩️ Cancelled, credits returned"
+    (job,) = await h.storage.list_jobs(h.guild_id, h.member_id)
+    assert (job.state, job.status_message_id) == (JobState.CANCELLED, card.id)
+    assert (await h.storage.balance(h.guild_id, h.member_id)).available == 300
 
 
 async def test_jobs_lists_the_members_recent_jobs_with_links(harness: Harness) -> None:
