@@ -45,7 +45,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import output
+from benchmarks.memory import RssSampler, memory_kb, reset_peak
 
 MiB = 1024 * 1024
 LIMIT = 10 * MiB
@@ -60,38 +60,6 @@ SECONDS = 15
 TARGET_RATIO = 1.0
 TARGET_CHILD_RSS_MB = 300.0
 TARGET_GROWTH_MB = 16.0
-
-
-def memory_kb() -> dict[str, int]:
-    """This process's ``VmRSS`` and ``VmHWM`` in kB."""
-    found: dict[str, int] = {}
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found[key] = int(rest.split()[0])
-    return found
-
-
-def reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
-            refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
-class RssSampler(threading.Thread):
-    def __init__(self) -> None:
-        super().__init__(name="rss-sampler", daemon=True)
-        self.peak_kb = 0
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        while not self.halt.is_set():
-            self.peak_kb = max(self.peak_kb, memory_kb()["VmRSS"])
-            self.halt.wait(0.005)
 
 
 def make_clip(dest: Path) -> float:
@@ -140,13 +108,10 @@ async def measure_runs(clip: Path, runs: int, folder: Path) -> list[dict[str, An
         usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         before = memory_kb()["VmRSS"]
         reset_peak()
-        sampler = RssSampler()
-        sampler.start()
-        started = time.monotonic()
-        fitted = await fit(clip, LIMIT, dest=folder / f"fitted-{number}.mp4", runner=runner)
-        wall = time.monotonic() - started
-        sampler.halt.set()
-        sampler.join()
+        with RssSampler(0.005) as sampler:
+            started = time.monotonic()
+            fitted = await fit(clip, LIMIT, dest=folder / f"fitted-{number}.mp4", runner=runner)
+            wall = time.monotonic() - started
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         peak = max(sampler.peak_kb, memory_kb()["VmHWM"])
         cpu = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)

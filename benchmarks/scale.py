@@ -63,7 +63,6 @@ import platform
 import sqlite3
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -80,6 +79,7 @@ from pydantic import SecretStr
 import bot as bot_module
 from benchmarks import output
 from benchmarks.ack import load_average, run_bounded
+from benchmarks.memory import RssSampler, memory_kb, reset_peak
 from bot import KlingBot
 from cogs.delivery import Delivery
 from config import Settings
@@ -116,57 +116,10 @@ class RunBroken(Exception):
 # --------------------------------------------------------------------------------------------------
 
 
-def memory_kb(pid: int | str = "self") -> dict[str, int]:
-    """``VmRSS`` and ``VmHWM`` (peak RSS) of a process, in kB, from ``/proc/<pid>/status``."""
-    found: dict[str, int] = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found[key] = int(rest.split()[0])
-    return found
-
-
-def reset_peak() -> bool:
-    """Reset this process's ``VmHWM`` to its current RSS (Linux 4.0+); ``False`` if not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
-            refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def cpu_seconds() -> float:
     """User + system CPU time of this process (all threads: SQLite's included)."""
     times = os.times()
     return times.user + times.system
-
-
-class RssSampler:
-    """A thread reading ``VmRSS`` every ``every`` seconds, independent of a busy event loop."""
-
-    def __init__(self, every: float) -> None:
-        self.every = every
-        self.peak_kb = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, memory_kb()["VmRSS"])
-            self.samples += 1
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_kb = max(self.peak_kb, memory_kb()["VmRSS"])
 
 
 def mb(kb: float) -> float:

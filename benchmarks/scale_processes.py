@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.memory import memory_kb
 from benchmarks.scale import (
     Fakes,
     RunBroken,
@@ -49,7 +50,6 @@ from benchmarks.scale import (
     fakes_process,
     max_in_window,
     mb,
-    memory_kb,
 )
 from storage import JobState, Storage
 from tests.harness import API_KEY

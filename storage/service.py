@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, Unpack
+from typing import Any, Final, Self, Unpack
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -739,21 +739,9 @@ class Storage:
             now = self.now()
             async with self._maker() as s, s.begin():
                 waiting = await jobs.of_member_unerased(
-                    s, guild_id, user_id, (JobState.PENDING_REVIEW, JobState.QUEUED), limit=ERASE_BATCH
+                    s, guild_id, user_id, CANCELLABLE_STATES, limit=ERASE_BATCH
                 )
-                for job in waiting:
-                    cancelled.append(
-                        await transitions.apply(
-                            s,
-                            job,
-                            "cancel",
-                            owner=None,
-                            now=now,
-                            values={"error": FORGOTTEN},
-                            actor_id=actor_id,
-                            note=FORGOTTEN,
-                        )
-                    )
+                cancelled += await _cancel_all(s, waiting, now=now, reason=FORGOTTEN, actor_id=actor_id)
             if len(waiting) < ERASE_BATCH:
                 break
         erased = list(cancelled)
@@ -891,20 +879,8 @@ class Storage:
             await guilds.load(s, guild_id, now)
             if not await bans.add(s, guild_id, user_id, reason=reason, by=actor_id, now=now):
                 return None
-            waiting = (JobState.PENDING_REVIEW, JobState.QUEUED)
-            cancelled = [
-                await transitions.apply(
-                    s,
-                    job,
-                    "cancel",
-                    owner=None,
-                    now=now,
-                    values={"error": note},
-                    actor_id=actor_id,
-                    note=note,
-                )
-                for job in await jobs.of_member_for_update(s, guild_id, user_id, waiting)
-            ]
+            waiting = await jobs.of_member_for_update(s, guild_id, user_id, CANCELLABLE_STATES)
+            cancelled = await _cancel_all(s, waiting, now=now, reason=note, actor_id=actor_id)
             ban = await bans.get(s, guild_id, user_id)
             assert ban is not None
         for job in cancelled:
@@ -991,6 +967,28 @@ class Storage:
 
 #: Jobs that wait for the provider: in review, queued, or being submitted.
 WAITING_STATES: frozenset[JobState] = frozenset(ACTIVE_STATES - {JobState.PROCESSING})
+#: Jobs a member's ban or erasure cancels: nothing has been asked of the provider for them yet.
+CANCELLABLE_STATES: Final = (JobState.PENDING_REVIEW, JobState.QUEUED)
+
+
+async def _cancel_all(
+    session: AsyncSession, waiting: Iterable[Job], *, now: datetime, reason: str, actor_id: int | None
+) -> list[Job]:
+    """Cancel each job of ``waiting`` (in review or queued), releasing its credits, with ``reason`` as
+    its error and its ledger note (a ban, an erasure)."""
+    return [
+        await transitions.apply(
+            session,
+            job,
+            "cancel",
+            owner=None,
+            now=now,
+            values={"error": reason},
+            actor_id=actor_id,
+            note=reason,
+        )
+        for job in waiting
+    ]
 
 
 class _NothingToProbe(Exception):
