@@ -13,7 +13,12 @@ Three guards keep fifty simultaneous deliveries from starving the bot's interact
   decoding, filtering and encoding, and starts under Linux's ``SCHED_IDLE`` policy (and niceness
   :data:`NICE`, where that policy is missing), set before ``exec`` so every thread ffmpeg starts has it:
   an idle-class task runs only when nothing else wants the CPU, and the bot's event loop preempts it
-  the moment it wakes, so interactions are acknowledged as fast during an encode as without one.
+  the moment it wakes, so interactions are acknowledged as fast during an encode as without one. The
+  child gets a process group of its own (a Ctrl-C meant for the bot stays the bot's) but stays in the
+  bot's *session*: with Linux's autogroup scheduling (on by default on desktops and many servers) a
+  new session is a new scheduling group, which CFS shares the CPU with as an equal whatever its tasks'
+  policy, so an idle-class encoder in a session of its own took two thirds of a shared core from
+  the bot (``benchmarks/encode_ack.py``: 3x slower acknowledgements with two encodes).
 * **A hard time limit.** A child still running after ``timeout`` seconds (``MEDIA_TIMEOUT_SECONDS``) is
   killed with SIGKILL and the call raises :class:`~media.errors.MediaTimeout`. The time spent waiting
   for a slot does not count. A cancelled call kills its child too, so a shutting-down bot leaves no
@@ -168,7 +173,7 @@ class MediaRunner:
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
-                    start_new_session=True,  # a Ctrl-C meant for the bot is the bot's to handle
+                    process_group=0,  # a Ctrl-C meant for the bot is the bot's; not a new session
                     preexec_fn=_lowest_priority,
                 )
             except OSError as error:

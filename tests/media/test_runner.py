@@ -104,8 +104,14 @@ async def test_a_cancelled_call_kills_its_child_which_ran_at_low_priority(
         await asyncio.sleep(0.05)
         if dest.exists() and (children := ffmpeg_children()):  # the encode has started writing
             priorities = [_priority_of(pid) for pid in children]
+            groups = [(os.getsid(pid), os.getpgid(pid)) for pid in children]
     # Every thread of the one child: the idle scheduling class, at the highest niceness.
     assert priorities == [{(NICE, os.SCHED_IDLE)}]
+    # In the bot's session (a session of its own is a scheduling group of its own under Linux's
+    # autogroup, which the idle class does not hold back), in a process group of its own (no Ctrl-C).
+    ((session, group),) = groups
+    assert session == os.getsid(0)
+    assert group not in (os.getpgid(0), session)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
