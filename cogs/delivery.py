@@ -198,12 +198,14 @@ class Delivery(commands.Cog):
         await audit(self.bot, job.guild_id, audit_lines.ended(job, refunded, detail))
 
     async def deliver(self, job: Job) -> None:
-        """Download, fit when too big, post, record; the worker holds the job's lease meanwhile.
+        """Download, fit when too big, post, record, then the card with a still of the video (made
+        after the post, so the member does not wait for it); the worker holds the job's lease meanwhile.
 
         A crash anywhere here leaves the job completed and leased: the lease runs out, another pass
         downloads and fits again, and the nonce keeps a post that did go out from going out twice.
         """
-        assert job.id is not None
+        job_id = job.id
+        assert job_id is not None
         assert job.video_url is not None
         video: DownloadedVideo | None = None
         fitted = fitting.FitResult(None, 0, None)
@@ -224,23 +226,21 @@ class Delivery(commands.Cog):
                 log.warning("Could not download the video of job %s: %r", job.id, error)
                 why_link = "I could not download it to attach it here"
             if video is not None and outcomes.over_limit_reason(video.size, limit) is not None:
-                fitted = await fitting.fit_for_posting(video.path, video.size, limit, job_id=job.id)
-            if video is not None:
-                poster = await fitting.poster_of(fitted.path or video.path, job_id=job.id)
+                fitted = await fitting.fit_for_posting(video.path, video.size, limit, job_id=job_id)
             file = self.file_to_attach(video, fitted, limit)
             message, posted = await self.post(
                 job, file, fitted.why_link or why_link, fitted=fitted.path is not None
             )
+            job = await self.worker.finish_delivery(
+                job, posted if isinstance(posted, Posted) else None, posted if isinstance(posted, str) else ""
+            )
+            if video is not None and message is not None:  # the card's still: after the video is out
+                poster = await fitting.poster_of(fitted.path or video.path, job_id=job_id)
+            await self.cards.update(job, force=True, poster=poster)
         finally:
             if video is not None:
                 await asyncio.to_thread(video.cleanup)
             await asyncio.to_thread(fitting.discard, fitted.path)
-        try:
-            job = await self.worker.finish_delivery(
-                job, posted if isinstance(posted, Posted) else None, posted if isinstance(posted, str) else ""
-            )
-            await self.cards.update(job, force=True, poster=poster if message is not None else None)
-        finally:
             await asyncio.to_thread(fitting.discard, poster)
         if message is None:
             await audit(

@@ -59,7 +59,10 @@ async def test_a_12_mib_video_is_attached_fitted_under_the_limit_with_the_origin
     assert users_allowed(message) == [h.member_id]
     assert job.delivered_via is DeliveredVia.FITTED
     card = next(m for m in h.public_messages() if m.embeds)
-    # The finished card's thumbnail is a still of the video, attached to the card.
+    # The finished card's thumbnail is a still of the video, attached to the card once the video is out.
+    await h.fake.wait_for_message(
+        h.videos, lambda m: m.id == card.id and "thumbnail" in m.embeds[0], timeout=10
+    )
     assert "/poster.jpg" in card.embeds[0]["thumbnail"]["url"]
     assert [a["filename"] for a in card.payload["attachments"]] == ["poster.jpg"]
     assert "made smaller to play here" in card.embeds[0]["fields"][-1]["value"]
