@@ -8,17 +8,23 @@ time, so a process that dies leaves little unused), turned into local times, and
 until its own.
 
 Why the budget holds at the provider, not only in the schedule. The schedule's slots are ``spacing``
-apart for the whole deployment, but a call reaches the provider a little off its slot: early or late by
-up to half the reservation's round trip (the database says "in 0.3 s" at a moment somewhere inside it),
-and late when this process's loop was busy as the slot came. Each error is bounded here instead of
-hoped small: a reservation whose round trip took longer than :data:`TRUSTED_ROUND_TRIP` is not used
-(its slots are dropped, and a fresh batch is reserved), and a slot this process wakes up for later
-than :data:`LATE_SECONDS` is dropped rather than used late, since a late call lands next to another
-process's next one. With every arrival within ``ERROR = TRUSTED_ROUND_TRIP / 2 + LATE_SECONDS +
-SEND_SECONDS`` of its slot, a one-second window at the provider sees the slots of at most
-``1 + 2 * ERROR`` seconds of schedule, so ``spacing = (1 + 2 * ERROR) / (budget - 1)`` keeps it within
-``budget`` calls (the ``- 1``: a window may start on a slot). Dropped slots cost throughput, never the
-budget: a deployment on a loaded machine runs slower, not over.
+apart for the whole deployment, but a call reaches the provider a little off its slot, for two reasons,
+each bounded here rather than hoped small:
+
+* *Where the slots are.* The database says "the first is in 0.3 s" at a moment somewhere inside the
+  reservation's round trip. The slots are placed from the moment the answer arrived, so they are never
+  early, only late, all by the same amount, at most the round trip; :data:`ROUND_TRIP_ALLOWANCE` of
+  that is allowed for in the spacing, and for the rest the last ``ceil((round trip - allowance) /
+  spacing)`` slots of the batch are dropped, so the latest used one still comes before the next batch
+  (another process's) begins. A slow database costs a few slots, never the budget.
+* *When the call leaves.* A slot this process wakes up for later than :data:`LATE_SECONDS` is dropped
+  rather than used late (a late call lands next to another process's next one), and the call then
+  takes up to :data:`SEND_SECONDS` to reach the provider.
+
+With every arrival within ``ERROR = ROUND_TRIP_ALLOWANCE + LATE_SECONDS + SEND_SECONDS`` after its slot, a one-second window at
+the provider sees the slots of at most ``1 + ERROR`` seconds of schedule, so ``spacing = (1 + ERROR) /
+(budget - 1)`` keeps it within ``budget`` calls (the ``- 1``: a window may start on a slot). Dropped
+slots cost throughput, never the budget: a deployment on a loaded machine runs slower, not over.
 """
 
 from __future__ import annotations
@@ -34,14 +40,14 @@ from storage import Storage
 
 #: The most slots reserved at once, in seconds of the rate.
 BATCH_SECONDS: Final = 0.5
-#: A reservation answered more slowly than this (seconds) is not trusted to place its slots.
-TRUSTED_ROUND_TRIP: Final = 0.04
+#: How much of a reservation's round trip (seconds) the spacing allows for.
+ROUND_TRIP_ALLOWANCE: Final = 0.02
 #: How late (seconds) a slot may still be used.
-LATE_SECONDS: Final = 0.02
+LATE_SECONDS: Final = 0.05
 #: What the call itself may take from leaving the pace to reaching the provider (seconds).
 SEND_SECONDS: Final = 0.03
-#: How far from its slot a call may reach the provider (seconds).
-ERROR: Final = TRUSTED_ROUND_TRIP / 2 + LATE_SECONDS + SEND_SECONDS
+#: How long after its slot a call may reach the provider (seconds).
+ERROR: Final = ROUND_TRIP_ALLOWANCE + LATE_SECONDS + SEND_SECONDS
 
 
 def spacing_for(budget: float) -> float:
@@ -49,7 +55,7 @@ def spacing_for(budget: float) -> float:
     calls, with every call within :data:`ERROR` of its slot (see the module docstring)."""
     if budget <= 0:
         raise ValueError("the budget must be positive")
-    return (1 + 2 * ERROR) / max(budget - 1, 0.5)
+    return (1 + ERROR) / max(budget - 1, 0.5)
 
 
 class SharedPace:
@@ -104,8 +110,8 @@ class SharedPace:
             delay = await self.storage.reserve_provider_slots(count, self.interval)
             answered = self._clock()
             self.reservations += 1
-            if answered - asked > TRUSTED_ROUND_TRIP:  # where its slots fall is not known well enough
-                self.dropped += count
-                continue
-            first = (asked + answered) / 2 + max(0.0, delay)
-            self._slots.extend(first + n * self.interval for n in range(count))
+            beyond = max(0.0, answered - asked - ROUND_TRIP_ALLOWANCE)
+            usable = count - math.ceil(beyond / self.interval)  # see the module docstring
+            self.dropped += count - max(0, usable)
+            first = answered + max(0.0, delay)
+            self._slots.extend(first + n * self.interval for n in range(max(0, usable)))

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from generation.provider_pace import ERROR, SharedPace, spacing_for
+from generation.provider_pace import ERROR, ROUND_TRIP_ALLOWANCE, SharedPace, spacing_for
 from storage import Storage
 
 
@@ -60,8 +60,8 @@ async def test_two_paces_on_one_database_share_one_budget(postgres_migrated: str
 def test_the_spacing_leaves_room_for_every_bounded_error() -> None:
     for budget in (1, 2, 5, 20, 100, 1000):
         spacing = spacing_for(budget)
-        # the most slots a window of 1 + 2 * ERROR seconds of schedule can hold
-        assert math.floor((1 + 2 * ERROR) / spacing) + 1 <= budget
+        # the most slots a window of 1 + ERROR seconds of schedule can hold
+        assert math.floor((1 + ERROR) / spacing) + 1 <= budget
     assert spacing_for(100) > 1 / 100
 
 
@@ -88,9 +88,24 @@ async def test_a_slow_reservation_and_a_late_wake_up_are_not_used() -> None:
 
     database = SlowDatabase(now, took=[0.5], delay=[0.0, 0.0, 0.3, 0.3])
     pace = SharedPace(database, 10, clock=lambda: now[0], sleep=sleep)  # type: ignore[arg-type]
-    await pace.acquire()  # the first answer came too slowly to place its slot: a second reservation
+    await pace.acquire()  # the first answer came too slowly for its one slot: a second reservation
     assert (pace.reservations, pace.dropped) == (2, 1)
     late.append(1.0)  # the loop is busy when the next slot comes: woken 1 s after it
     await pace.acquire()
     assert (pace.reservations, pace.dropped) == (4, 2)  # not used late; the next one was, on time
-    assert woke[-1] - woke[-2] == pytest.approx(0.3 + 0.001 / 2)  # placed from the round trip's middle
+    assert woke[-1] - woke[-2] == pytest.approx(0.3 + 0.001)  # placed from the answer: never early
+
+
+async def test_a_slow_answer_drops_only_the_slots_it_could_push_into_the_next_batch() -> None:
+    now = [100.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    database = SlowDatabase(now, took=[0.1], delay=[0.0])
+    pace = SharedPace(database, 100, clock=lambda: now[0], sleep=sleep)  # type: ignore[arg-type]
+    pace._waiting = pace.batch  # a batch's worth of callers waiting
+    await pace.acquire()
+    trimmed = math.ceil((0.1 - ROUND_TRIP_ALLOWANCE) / pace.interval)
+    assert pace.dropped == trimmed
+    assert len(pace._slots) == pace.batch - trimmed - 1  # one was just used
