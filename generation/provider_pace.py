@@ -43,7 +43,7 @@ BATCH_SECONDS: Final = 0.5
 #: How much of a reservation's round trip (seconds) the spacing allows for.
 ROUND_TRIP_ALLOWANCE: Final = 0.02
 #: How late (seconds) a slot may still be used.
-LATE_SECONDS: Final = 0.05
+LATE_SECONDS: Final = 0.15
 #: What the call itself may take from leaving the pace to reaching the provider (seconds).
 SEND_SECONDS: Final = 0.03
 #: How long after its slot a call may reach the provider (seconds).
