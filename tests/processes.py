@@ -100,3 +100,14 @@ async def bot_processes(
         yield bots
     finally:
         await asyncio.gather(*(bot.stop() for bot in bots), return_exceptions=True)
+
+
+def most_in_a_second(times: list[float]) -> int:
+    """The most of ``times`` (seconds) inside any one-second window: what a per-second budget counts."""
+    ordered = sorted(times)
+    start, best = 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

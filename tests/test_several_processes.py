@@ -23,7 +23,7 @@ from sandbox import Sandbox
 from storage import Job, JobRequest, JobState, Storage
 from tests.fakes.discord_api import FakeDiscord, FakeGuild, FakeInteraction
 from tests.postgres import create_database, drop_database
-from tests.processes import BotProcess, bot_processes
+from tests.processes import BotProcess, bot_processes, most_in_a_second
 
 API_KEY = "sandbox-key-for-processes"
 SHARDS = 2
@@ -198,16 +198,6 @@ async def test_each_process_answers_its_own_shard_and_a_killed_one_leaves_no_job
         if any(r.fault for r in w.sandbox.requests if r.route == "status"):
             break
         await asyncio.sleep(0.1)
-
-
-def most_in_a_second(times: list[float]) -> int:
-    ordered = sorted(times)
-    start, best = 0, 0
-    for end, moment in enumerate(ordered):
-        while moment - ordered[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 async def test_two_processes_keep_to_one_provider_budget(tmp_path: Path, database: str) -> None:

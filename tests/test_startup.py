@@ -203,7 +203,7 @@ class _Response:
 
 
 def test_network_failures_are_told_apart_from_the_rest() -> None:
-    key = ConnectionKey("discord.com", 443, True, True, None, None, None, None)
+    key = ConnectionKey("gateway.invalid", 443, True, True, None, None, None, None)
     dns = aiohttp.ClientConnectorDNSError(key, OSError(-2, "Name or service not known"))
     assert "Name or service not known" in (network_failure(dns) or "")
     assert (

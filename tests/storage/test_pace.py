@@ -11,16 +11,7 @@ import pytest
 
 from generation.provider_pace import ERROR, ROUND_TRIP_ALLOWANCE, SharedPace, spacing_for
 from storage import Storage
-
-
-def most_in_a_second(times: list[float]) -> int:
-    ordered = sorted(times)
-    start, best = 0, 0
-    for end, moment in enumerate(ordered):
-        while moment - ordered[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+from tests.processes import most_in_a_second
 
 
 async def test_reservations_follow_one_schedule(storage: Storage, engine_name: str) -> None:

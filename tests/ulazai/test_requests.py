@@ -778,7 +778,7 @@ def test_long_bad_url_is_shortened_in_the_message() -> None:
         "HTTPS://EXAMPLE.COM/A.JPG",
         "https://127.0.0.1:8080/x.png",
         "https://[::1]/x.webp",
-        "https://cdn.discordapp.com/attachments/1/2/a.png?ex=1&is=2&hm=abc",
+        "https://cdn.example.net/attachments/1/2/a.png?ex=1&is=2&hm=abc",
     ],
 )
 def test_good_urls_are_accepted(url: str) -> None:
