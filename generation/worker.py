@@ -118,6 +118,9 @@ class Worker:
         self.calling: set[int] = set()
         self._recovered = 0.0
         self._housekept = 0.0
+        #: The newest balance a provider answer reported that is not written yet (:meth:`note_balance`).
+        self._balance_to_note: int | None = None
+        self._noting_balance = False
 
     # -- the tick ------------------------------------------------------------------------------------
 
@@ -236,8 +239,9 @@ class Worker:
         verdict = breaker.after_generate(outcome, self.account)
         if isinstance(outcome, outcomes.Started):
             next_poll = storage.now() + timedelta(seconds=outcome.first_poll)
-            await self.record_started(job_id, outcome.task_id, outcome.credits, outcome.estimate, next_poll)
-            job = await storage.release_lease(job_id, owner=self.owner, next_attempt_at=next_poll)
+            job = await self.record_started(
+                job_id, outcome.task_id, outcome.credits, outcome.estimate, next_poll
+            )
             await self.events.show(job, force=True)
             if verdict.resume:
                 await self.resume()
@@ -297,18 +301,33 @@ class Worker:
 
     async def note_balance(self, answer: object) -> None:
         """Remember the account's balance when the answer carries it (Kling 2.6's do); a fall below a
-        server's alert threshold is one line there."""
+        server's alert threshold is one line there.
+
+        One write at a time per process: a balance that arrives while one is being written waits
+        and only the newest waiting one is written next (the older ones say nothing the newest does
+        not), so a burst of submissions costs a few writes to the account's one row, not one each.
+        """
         if not isinstance(answer, TaskResult) or answer.credits_remaining is None:
             return
-        crossings = await self.storage.note_credits_remaining(answer.credits_remaining)
-        if crossings:
-            await self.events.low_credits(crossings, answer.credits_remaining)
+        self._balance_to_note = answer.credits_remaining
+        if self._noting_balance:
+            return  # the write under way takes it up when it is done
+        self._noting_balance = True
+        try:
+            while self._balance_to_note is not None:
+                remaining, self._balance_to_note = self._balance_to_note, None
+                crossings = await self.storage.note_credits_remaining(remaining)
+                if crossings:
+                    await self.events.low_credits(crossings, remaining)
+        finally:
+            self._noting_balance = False
 
     async def record_started(
         self, job_id: int, task_id: str, credits: int, estimate: EstimatedTime, next_poll: datetime
     ) -> Job:
-        """Commit ``processing`` after the provider accepted: retried, because losing this write after a
-        successful (and charged) generate would refund a video that is being made."""
+        """Commit ``processing`` after the provider accepted, and let go of the job until its first
+        poll at ``next_poll``: retried, because losing this write after a successful (and charged)
+        generate would refund a video that is being made."""
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
                 return await self.storage.mark_processing(
@@ -319,6 +338,7 @@ class Worker:
                     eta_low_seconds=estimate.low,
                     eta_high_seconds=estimate.high,
                     next_poll_at=next_poll,
+                    release=True,
                 )
             except (LeaseLost, InvalidTransition, JobNotFound):
                 raise

@@ -31,22 +31,33 @@ PostgreSQL the migration transaction first takes an advisory lock (:func:`hold_m
 one process migrates while the others wait, then find the schema at head and do nothing; without it
 two processes create the same tables together and one fails (``pg_type_typname_nsp_index``). On
 SQLite the migration transaction starts with ``BEGIN IMMEDIATE``, which already admits one writer.
+
+PostgreSQL's pooled connections are tested before use only after they sat idle in the pool for
+:data:`PING_AFTER_IDLE_SECONDS` (:func:`ping_when_idle`), not at every checkout as SQLAlchemy's
+``pool_pre_ping`` does: its ping on asyncpg is three round trips (``BEGIN``, ``;``, ``ROLLBACK``),
+which on a busy worker doubled the trips of a one-statement transaction, and a connection in
+constant use is tested by that use anyway. A server restart is found by the first statement on a
+busy connection, which fails once; SQLAlchemy then treats every connection opened before it as
+stale, so the next checkouts open new ones. An idle bot (the usual moment for database
+maintenance) still never sees an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import make_url, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from storage import _sqlite
 
@@ -61,6 +72,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: The PostgreSQL advisory lock key held while migrating (any constant 64-bit number works; this is
 #: the bytes of "klingmig", so it is recognisable in ``pg_locks``).
 MIGRATION_LOCK_KEY: Final = int.from_bytes(b"klingmig", "big")
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 10.0
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -118,6 +131,31 @@ async def checkpoint(engine: AsyncEngine) -> None:
             busy, _, _ = await driver.checkpoint()
             if busy:
                 log.info("the WAL checkpoint after an erasure was busy; SQLite finishes it later")
+
+
+def ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping each connection ``engine``'s pool hands out once it has been idle for longer than
+    :data:`PING_AFTER_IDLE_SECONDS`; a failed ping makes the pool replace it (see the module
+    docstring). Runs inside SQLAlchemy's checkout, where the driver's blocking ``ping`` is allowed."""
+
+    def checked_in(_: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, _: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            log.info(
+                "a pooled database connection was dead after %.0f s idle; replacing it",
+                time.monotonic() - idle_since,
+            )
+            raise DisconnectionError() from error
+
+    event.listen(engine.sync_engine, "checkin", checked_in)
+    event.listen(engine.sync_engine, "checkout", checked_out)
 
 
 def _then_close(connection: Connection, fn: Callable[[Connection, A], T], arg: A) -> T:
@@ -179,9 +217,11 @@ def create_engine(
             timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
         )
         return create_async_engine(parsed, paramstyle="named", **kwargs)
-    if not null_pool:
-        kwargs.update(pool_size=pool_size or 10, max_overflow=5, pool_pre_ping=True)
-    return create_async_engine(parsed, **kwargs)
+    if null_pool:
+        return create_async_engine(parsed, **kwargs)
+    engine = create_async_engine(parsed, pool_size=pool_size or 10, max_overflow=5, **kwargs)
+    ping_when_idle(engine)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -424,26 +424,29 @@ class Storage:
         eta_low_seconds: int | None = None,
         eta_high_seconds: int | None = None,
         next_poll_at: datetime | None = None,
+        release: bool = False,
     ) -> Job:
-        """submitting -> processing: the provider accepted; settle to its ``credits_used``."""
+        """submitting -> processing: the provider accepted; settle to its ``credits_used``.
+
+        ``release``: drop ``owner``'s lease in the same write (the worker's case: the job waits for
+        its first poll at ``next_poll_at``, which any process may make), saving a transaction.
+        """
         if credits_used < 0:
             raise ValueError("credits_used must not be negative")
         now = self.now()
+        values: dict[str, Any] = {
+            "provider_task_id": task_id,
+            "credits_used": credits_used,
+            "eta_low_seconds": eta_low_seconds,
+            "eta_high_seconds": eta_high_seconds,
+            "submitted_at": now,
+            "next_attempt_at": next_poll_at,
+            "progress": 0,
+        }
+        if release:
+            values.update(lease_owner=None, lease_expires_at=None)
         return await self._transition(
-            job_id,
-            "mark_processing",
-            owner=owner,
-            now=now,
-            values={
-                "provider_task_id": task_id,
-                "credits_used": credits_used,
-                "eta_low_seconds": eta_low_seconds,
-                "eta_high_seconds": eta_high_seconds,
-                "submitted_at": now,
-                "next_attempt_at": next_poll_at,
-                "progress": 0,
-            },
-            credits_used=credits_used,
+            job_id, "mark_processing", owner=owner, now=now, values=values, credits_used=credits_used
         )
 
     async def requeue_with_backoff(

@@ -322,3 +322,55 @@ async def paused_line(url: str) -> None:
         assert await states() == [JobState.PROCESSING] * 3
         assert not (await storage.provider_account()).paused
         await check_ledger(storage)
+
+
+def test_balances_reported_during_a_write_are_written_once_the_newest(template: Path) -> None:
+    folder = Path(tempfile.mkdtemp())
+    try:
+        shutil.copy(template, folder / "bot.db")
+        asyncio.run(coalesced_balances(f"sqlite+aiosqlite:///{folder}/bot.db"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def coalesced_balances(url: str) -> None:
+    """Five answers with balances while the first is being written: two writes, the first and the
+    newest, and the crossing the newest makes is told once."""
+    async with Storage(url, clock=FakeClock()) as storage:
+        await storage.update_guild_settings(1, credits_alert=500)
+        written: list[int] = []
+        held = asyncio.Event()
+        note = storage.note_credits_remaining
+
+        async def slow_note(remaining: int) -> list[tuple[int, int]]:
+            written.append(remaining)
+            if len(written) == 1:
+                await held.wait()
+            return await note(remaining)
+
+        storage.note_credits_remaining = slow_note  # type: ignore[method-assign]
+        events = Events("attachment")
+        worker = Worker(
+            storage,
+            cast(UlazAIClient, Provider(accepted(100), accepted(100))),
+            events,
+            owner=OWNER,
+            lease=timedelta(seconds=30),
+            max_in_flight=10,
+            processing_timeout=timedelta(minutes=30),
+            provider_max_rps=5,
+        )
+        answers = [replace(accepted(100), credits_remaining=n) for n in (900, 800, 700, 450, 420)]
+        first = asyncio.create_task(worker.note_balance(answers[0]))
+        await asyncio.sleep(0)
+        assert written == [900]
+        for answer in answers[1:]:
+            await worker.note_balance(answer)  # returns at once: the write under way takes it up
+        assert written == [900]
+        held.set()
+        await first
+        assert written == [900, 420]
+        assert events.alerts == [([(1, 500)], 420)]
+        assert (await storage.provider_account()).credits_remaining == 420
+        await worker.note_balance(replace(accepted(100), credits_remaining=400))
+        assert written == [900, 420, 400]  # nothing under way: written at once

@@ -1,4 +1,5 @@
-"""Engine set-up: SQLite pragmas and BEGIN IMMEDIATE, URLs, and the aware-UTC column type."""
+"""Engine set-up: SQLite pragmas and BEGIN IMMEDIATE, PostgreSQL's ping of idle connections, URLs, and
+the aware-UTC column type."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage import database
 from storage.database import create_engine, ensure_sqlite_directory, is_sqlite, sqlite_file
 from storage.models import UTCDateTime
 
@@ -93,3 +97,61 @@ async def test_statement_errors_never_show_their_parameters(sqlite_template: Pat
         await engine.dispose()
     assert "no_such_table" in str(failed.value)
     assert "a secret" not in str(failed.value)
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def _terminate(url: str, pid: int) -> None:
+    """End the server's side of connection ``pid`` from a connection of another engine."""
+    killer = create_engine(url, null_pool=True)
+    try:
+        async with killer.connect() as connection:
+            await connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await killer.dispose()
+
+
+@pytest.mark.postgres
+async def test_an_idle_connection_the_server_dropped_is_replaced_unseen(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends the pooled connection while it is idle (a restart, an idle timeout): the
+    next use gets a new one, no error; a connection in use is not pinged first."""
+    pings: list[object] = []
+    ping = AsyncAdapt_asyncpg_connection.ping
+
+    def counted(connection: AsyncAdapt_asyncpg_connection) -> None:
+        pings.append(connection)
+        ping(connection)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", counted)
+    engine = create_engine(postgres_url, pool_size=1)
+    try:
+        first = await _backend_pid(engine)
+        assert await _backend_pid(engine) == first  # used again at once: the same connection ...
+        assert pings == []  # ... not pinged
+        await _terminate(postgres_url, first)
+        monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
+        replaced = await _backend_pid(engine)
+        assert replaced != first
+        assert len(pings) == 1  # the dead one's failed ping (the new connection is not pinged)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_without_the_idle_ping_a_dropped_connection_fails_once(postgres_url: str) -> None:
+    """What the ping saves an idle bot from (and what a busy one sees once after a restart): the
+    first statement on the dead connection fails, and the pool then opens a new one."""
+    engine = create_engine(postgres_url, pool_size=1)
+    try:
+        first = await _backend_pid(engine)
+        await _terminate(postgres_url, first)
+        with pytest.raises(sa.exc.DBAPIError):
+            await _backend_pid(engine)
+        assert await _backend_pid(engine) != first
+    finally:
+        await engine.dispose()

@@ -84,6 +84,33 @@ async def test_happy_path_keeps_every_request_field(storage: Storage, clock: Fak
     await check_ledger(storage)
 
 
+async def test_processing_with_release_lets_go_until_the_first_poll(
+    storage: Storage, clock: FakeClock
+) -> None:
+    """The worker's one write after an accepted generate: processing, settled, and nobody's lease;
+    the job is due again at its first poll, for any process, and the lease is fenced as before."""
+    job = await make_job(storage, G, U)
+    [claimed] = await claim(storage, "worker-a")
+    await storage.mark_submitting(claimed.id or 0, owner="worker-a")
+    with pytest.raises(LeaseLost):
+        await storage.mark_processing(
+            claimed.id or 0, owner="worker-b", task_id="t", credits_used=10, release=True
+        )
+    first_poll = clock.current + timedelta(seconds=30)
+    moved = await storage.mark_processing(
+        claimed.id or 0, owner="worker-a", task_id="t", credits_used=10, next_poll_at=first_poll, release=True
+    )
+    assert (moved.state, moved.lease_owner, moved.lease_expires_at) == (JobState.PROCESSING, None, None)
+    assert moved.next_attempt_at == first_poll
+    with pytest.raises(LeaseLost):
+        await storage.renew_lease(job.id or 0, owner="worker-a", lease=timedelta(minutes=5))
+    assert await storage.claim_for_poll("worker-b") == []
+    clock.advance(seconds=30)
+    [polled] = await storage.claim_for_poll("worker-b")
+    assert (polled.id, polled.lease_owner) == (job.id, "worker-b")
+    await check_ledger(storage)
+
+
 async def test_same_interaction_never_creates_two_jobs(storage: Storage) -> None:
     job = await storage.create_job(
         interaction_id=1, guild_id=G, user_id=U, channel_id=5, request=_req(), estimate=100
