@@ -34,6 +34,7 @@ from pydantic import ValidationError
 import media
 from cogs import views
 from cogs.common import NO_MENTIONS, Interaction, answer_error
+from cogs.front_desk import FrontDesk
 from config import Settings, describe_errors, load_settings
 from generation import metering
 from generation.eta import EtaBook
@@ -146,6 +147,8 @@ class KlingBot(commands.AutoShardedBot):
         )
         #: When videos should be ready, for their status cards (issue 12).
         self.eta = EtaBook(storage, max_in_flight=settings.max_concurrent_generations)
+        #: Requests not yet answered with a receipt: status cards wait for them (cogs.front_desk).
+        self.front_desk = FrontDesk()
         self.ulazai.add_observer(metrics.provider_call)
         self._unwatch = storage.watch(partial(metering.count, metrics))
         #: When the delivery worker last finished a pass (monotonic seconds); the heartbeat reads it.

@@ -19,7 +19,8 @@ The receipt is judged against a **bare reference** measured in the same run thro
 command that only defers and follows up (no database, no checks), sent in a burst of the same size
 before each measured round (``/bench-bare``, added to this bot's tree for the benchmark only). That is
 the floor discord.py, the fake and one core set for a deferral and a followup; the request flow may
-cost at most 3x that.
+cost at most 3x that. Each bare burst starts once the previous round's status cards are all posted
+(they follow the receipts), so the floor is measured on a bot with nothing else to do but its worker.
 
 How: :func:`tests.harness.running_bot` starts everything for real on 127.0.0.1 - the fake Discord
 gateway and REST API, the UlazAI sandbox, a fresh SQLite database and the real ``KlingBot`` through the
@@ -312,6 +313,23 @@ async def burst(harness: Harness, round_no: int, members: Sequence[int]) -> tupl
     return list(samples), time.perf_counter() - started
 
 
+async def cards_posted(harness: Harness, samples: Sequence[Sample], *, limit: float = 20.0) -> None:
+    """Wait until every job of ``samples`` has its status card (cards follow the receipts: see
+    :mod:`cogs.front_desk`), so they are not posted during the next bare burst, which would then
+    measure a busy bot instead of the floor."""
+    waiting = {sample.interaction_id for sample in samples}
+    deadline = time.monotonic() + limit
+    while waiting:
+        for interaction_id in list(waiting):
+            job = await harness.storage.get_job_by_interaction(interaction_id)
+            if job is not None and job.status_message_id is not None:
+                waiting.discard(interaction_id)
+        if waiting:
+            if time.monotonic() > deadline:
+                raise RunBroken(f"{len(waiting)} status card(s) not posted within {limit:g} s")
+            await asyncio.sleep(0.02)
+
+
 async def check_jobs(harness: Harness, sent: dict[int, list[int]]) -> None:
     """Each command created exactly one job: per member, the jobs' interaction ids are those sent."""
     for user_id, interaction_ids in sent.items():
@@ -370,6 +388,7 @@ async def run(
                 out.bare += await bare_burst(harness, round_no, user_ids)
                 await asyncio.sleep(PAUSE)
                 measured, wall = await burst(harness, round_no, user_ids)
+                await cards_posted(harness, measured)  # so the next bare burst meets a quiet bot
                 out.samples += measured
                 out.walls.append(wall)
                 for sample in measured:

@@ -110,79 +110,81 @@ async def request_video(
     guild_id, channel, member = interaction.guild_id, interaction.channel, interaction.user
     assert guild_id is not None
     assert isinstance(member, discord.Member)
-    context = await bot.storage.request_context(guild_id, member.id)  # settings, ban, pause: one read
-    checks.check_not_banned(context.ban)
-    if not isinstance(channel, discord.abc.Messageable) or interaction.channel_id is None:
-        raise UserFacingError("I can only make videos in a server's text channels.")
-    settings, paused = context.settings, context.paused
+    with bot.front_desk.until_receipt():  # cards wait for it (cogs.front_desk)
+        context = await bot.storage.request_context(guild_id, member.id)  # settings, ban, pause: one read
+        checks.check_not_banned(context.ban)
+        if not isinstance(channel, discord.abc.Messageable) or interaction.channel_id is None:
+            raise UserFacingError("I can only make videos in a server's text channels.")
+        settings, paused = context.settings, context.paused
 
-    spec = requesting.draft(options, settings, slots=attachments, uploaded=uploaded)
-    for name, attachment in attachments.items():
-        check_declared_size(attachment.size, field=name)
-    in_thread = isinstance(channel, discord.Thread)
-    checks.check_channel(where_asked(interaction), settings.allowed_channel_ids)
-    try:
-        checks.check_prompt(options.prompt, settings.blocklist_terms)
-    except PromptBlocked as refusal:
-        await audit(bot, guild_id, audit_lines.blocked(member.id, interaction.channel_id, refusal.term))
-        raise
-    granted = interaction.app_permissions
-    checks.check_bot_permissions(lambda flag: bool(getattr(granted, flag)), in_thread=in_thread)
+        spec = requesting.draft(options, settings, slots=attachments, uploaded=uploaded)
+        for name, attachment in attachments.items():
+            check_declared_size(attachment.size, field=name)
+        in_thread = isinstance(channel, discord.Thread)
+        checks.check_channel(where_asked(interaction), settings.allowed_channel_ids)
+        try:
+            checks.check_prompt(options.prompt, settings.blocklist_terms)
+        except PromptBlocked as refusal:
+            await audit(bot, guild_id, audit_lines.blocked(member.id, interaction.channel_id, refusal.term))
+            raise
+        granted = interaction.app_permissions
+        checks.check_bot_permissions(lambda flag: bool(getattr(granted, flag)), in_thread=in_thread)
 
-    role_ids = [role.id for role in member.roles]
-    estimate = reservation_for(spec)
-    review = settings.review_channel_id is not None
-    quote = quotes.needs_quote(estimate, settings, agreed=None if agreed is None else Terms.of(agreed))
-    if attachments or quote:  # an early answer, to spare uploads (or a quote) that could not be paid for
-        balance = await bot.storage.balance(guild_id, member.id, role_ids)
-        checks.check_room(balance, max_active_jobs=settings.max_active_jobs, cost=estimate)
-    if quote:
-        quoted = QuotedRequest(
-            options,
-            {slot: pending_image(source) for slot, source in attachments.items()},
-            uploaded,
-            directory_optin=spec.directory_optin,
-            origin=origin,
-            notes=tuple(notes),
-            reply_to=None if reply_to is None else (reply_to.channel_id, reply_to.message_id or 0),
-        )
-        await quoting.offer(
-            interaction,
-            quoted,
-            job_request(spec),
+        role_ids = [role.id for role in member.roles]
+        estimate = reservation_for(spec)
+        review = settings.review_channel_id is not None
+        quote = quotes.needs_quote(estimate, settings, agreed=None if agreed is None else Terms.of(agreed))
+        if attachments or quote:  # an early answer, to spare uploads (or a quote) that could not be paid for
+            balance = await bot.storage.balance(guild_id, member.id, role_ids)
+            checks.check_room(balance, max_active_jobs=settings.max_active_jobs, cost=estimate)
+        if quote:
+            quoted = QuotedRequest(
+                options,
+                {slot: pending_image(source) for slot, source in attachments.items()},
+                uploaded,
+                directory_optin=spec.directory_optin,
+                origin=origin,
+                notes=tuple(notes),
+                reply_to=None if reply_to is None else (reply_to.channel_id, reply_to.message_id or 0),
+            )
+            await quoting.offer(
+                interaction,
+                quoted,
+                job_request(spec),
+                estimate=estimate,
+                available=balance.available,
+                review=review,
+            )
+            return
+
+        try:
+            spec = await upload_images(bot, spec, attachments, uploaded)
+        except (AuthenticationError, InsufficientCreditsError) as error:
+            await provider_line.pause_after_upload(bot, guild_id, error)
+            raise  # the member reads why (cogs.common.user_message_for); nothing was held
+        job, available = await requesting.create_job(
+            bot.storage,
+            spec,
+            interaction_id=interaction.id if agreed is None else agreed.interaction_id,
+            guild_id=guild_id,
+            user_id=member.id,
+            channel_id=interaction.channel_id,
             estimate=estimate,
-            available=balance.available,
+            role_ids=role_ids,
             review=review,
+            settings=settings,
+            origin=origin,
         )
-        return
-
-    try:
-        spec = await upload_images(bot, spec, attachments, uploaded)
-    except (AuthenticationError, InsufficientCreditsError) as error:
-        await provider_line.pause_after_upload(bot, guild_id, error)
-        raise  # the member reads why (cogs.common.user_message_for); nothing was held
-    job, available = await requesting.create_job(
-        bot.storage,
-        spec,
-        interaction_id=interaction.id if agreed is None else agreed.interaction_id,
-        guild_id=guild_id,
-        user_id=member.id,
-        channel_id=interaction.channel_id,
-        estimate=estimate,
-        role_ids=role_ids,
-        review=review,
-        settings=settings,
-        origin=origin,
-    )
-    job_id = job.id
-    assert job_id is not None
-    await interaction.followup.send(
-        embed=receipt(job, available, review=review, notes=notes, paused=paused),
-        view=views.cancel_view(job_id),
-        ephemeral=True,
-        allowed_mentions=NO_MENTIONS,
-    )
-    bot.metrics.receipt(discord.utils.utcnow().timestamp() - interaction.created_at.timestamp())
+        job_id = job.id
+        assert job_id is not None
+        await interaction.followup.send(
+            embed=receipt(job, available, review=review, notes=notes, paused=paused),
+            view=views.cancel_view(job_id),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+        bot.metrics.receipt(discord.utils.utcnow().timestamp() - interaction.created_at.timestamp())
+    await bot.front_desk.after_receipts()
     try:
         job = await post_status_card(bot, channel, job, reply_to=reply_to, paused=paused)
         if settings.review_channel_id is not None and job.state is JobState.PENDING_REVIEW:
