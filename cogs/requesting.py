@@ -14,7 +14,8 @@ ephemeral sentence, and charges nothing):
 3. read and check the images (magic bytes) and upload them to the provider;
 4. create the job with its reservation in one transaction (unique per interaction: the original one,
    for a confirmed quote, so a quote can never make two jobs);
-5. answer the member with a receipt carrying a Cancel button, then post the public status card with
+5. answer the member with a receipt carrying a Cancel button, then (once no other request is waiting
+   for its receipt: :mod:`cogs.front_desk`) post the public status card with
    ``channel.send`` (interaction tokens die after 15 minutes) and, with review on, the moderators'
    review card, and write the request to the audit log. A card Discord refuses cancels the job and
    returns the credits, and the receipt is replaced by the sentence that says so; a Cancel pressed

@@ -805,6 +805,8 @@ class FakeDiscord:
         self.channels: dict[int, FakeChannel] = {}
         self.messages: dict[int, FakeMessage] = {}
         self.interactions: dict[int, FakeInteraction] = {}
+        #: The same interactions by token (a webhook call names its interaction by token only).
+        self._interactions_by_token: dict[str, FakeInteraction] = {}
         self.calls: list[RecordedCall] = []
         self.faults: list[Fault] = []
         self.identify_payloads: list[JSON] = []
@@ -1663,6 +1665,7 @@ class FakeDiscord:
             original_message_id=original_message_id,
         )
         self.interactions[interaction.id] = interaction
+        self._interactions_by_token[interaction.token] = interaction
         if self._answer_elsewhere > 0:
             self._answer_elsewhere -= 1
             self._acknowledge_elsewhere(interaction)
@@ -3041,7 +3044,7 @@ class FakeDiscord:
         if self._int(request, "webhook_id", 10015) != self.application_id:
             raise _ApiError(404, 10015)
         token = request.match_info["webhook_token"]
-        interaction = next((i for i in self.interactions.values() if i.token == token), None)
+        interaction = self._interactions_by_token.get(token)
         if interaction is None or interaction.callback is None:
             raise _ApiError(404, 10015)  # Discord: no followups before the acknowledgement
         return interaction
