@@ -26,10 +26,10 @@ general path would raise (one more statement reads why), and the transaction rol
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NotRequired, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -56,6 +56,20 @@ class Reserved(NamedTuple):
     job_id: int
     values: dict[str, Any]
     available: int
+
+
+class NewJob(TypedDict):
+    """What creating a job takes (:meth:`storage.Storage.create_job`): ``role_ids``, the member's roles
+    (for role allowances); ``review``, whether the job waits for a moderator first."""
+
+    interaction_id: int
+    guild_id: int
+    user_id: int
+    channel_id: int
+    request: JobRequest
+    estimate: int
+    role_ids: NotRequired[Iterable[int]]
+    review: NotRequired[bool]
 
 
 @dataclass(frozen=True, slots=True)

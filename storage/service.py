@@ -47,10 +47,10 @@ from storage.database import (
 )
 from storage.errors import DuplicateInteraction, DuplicateOperation, JobNotFound
 from storage.guilds import GuildSettingsChanges
-from storage.jobs import JobRequest
 from storage.models import Ban, GuildSettings, Job, Quote, detached_job, detached_settings
 from storage.periods import as_utc, period_start, utcnow
 from storage.request_context import RequestContext
+from storage.reservations import NewJob
 from storage.results import AccountState, Balance, BudgetSnapshot, ForgetReport, GrantResult, Resumed
 from storage.states import ACTIVE_STATES, TERMINAL_STATES, DeliveredVia, JobState, QuoteState
 from storage.transitions import FORGOTTEN, Action, Details
@@ -279,18 +279,7 @@ class Storage:
 
     # ------------------------------------------------------------------ jobs: creation
 
-    async def create_job(
-        self,
-        *,
-        interaction_id: int,
-        guild_id: int,
-        user_id: int,
-        channel_id: int,
-        request: JobRequest,
-        estimate: int,
-        role_ids: Iterable[int] = (),
-        review: bool = False,
-    ) -> Job:
+    async def create_job(self, **job: Unpack[NewJob]) -> Job:
         """Reserve ``estimate`` credits and create the job, all or nothing.
 
         In one transaction: the member's concurrency cap and balance (one conditional ``UPDATE``),
@@ -300,41 +289,24 @@ class Storage:
         :class:`~storage.errors.InsufficientCredits`, :class:`~storage.errors.BudgetExceeded` or
         :class:`~storage.errors.DuplicateInteraction` (then nothing was reserved).
         """
-        job, _ = await self._create_job(
-            interaction_id=interaction_id,
-            guild_id=guild_id,
-            user_id=user_id,
-            channel_id=channel_id,
-            request=request,
-            estimate=estimate,
-            role_ids=role_ids,
-            review=review,
-        )
-        return job
+        created, _ = await self.create_job_with_balance(**job)
+        return created
 
-    async def _create_job(
-        self,
-        *,
-        interaction_id: int,
-        guild_id: int,
-        user_id: int,
-        channel_id: int,
-        request: JobRequest,
-        estimate: int,
-        role_ids: Iterable[int],
-        review: bool,
-    ) -> tuple[Job, int]:
+    async def create_job_with_balance(self, **job: Unpack[NewJob]) -> tuple[Job, int]:
+        """:meth:`create_job`, also returning what the member can still spend right after it (read
+        by the reservation itself, for the receipt: no second look at the balance)."""
+        estimate, interaction_id = job["estimate"], job["interaction_id"]
         if estimate < 0:
             raise ValueError("estimate must not be negative")
         plan = reservations.Reservation(
             interaction_id=interaction_id,
-            guild_id=guild_id,
-            user_id=user_id,
-            channel_id=channel_id,
-            request=request,
+            guild_id=job["guild_id"],
+            user_id=job["user_id"],
+            channel_id=job["channel_id"],
+            request=job["request"],
             estimate=estimate,
-            roles=tuple(role_ids),
-            review=review,
+            roles=tuple(job.get("role_ids", ())),
+            review=job.get("review", False),
             now=self.now(),
         )
         try:
@@ -345,9 +317,9 @@ class Storage:
             except reservations.NotCommon:  # rolled back, nothing written: every other case
                 async with self._maker() as s, s.begin():
                     done = await reservations.reserve_general(s, plan)
-            job = detached_job({"id": done.job_id, **done.values})
-            self._told("create", job)
-            return job, done.available
+            created = detached_job({"id": done.job_id, **done.values})
+            self._told("create", created)
+            return created, done.available
         except IntegrityError as error:
             if not is_unique_violation(error, "interaction_id"):
                 raise
@@ -921,31 +893,6 @@ class Storage:
         now = self.now()
         async with self._maker() as s, s.begin():
             return await jobs.mark_video_deleted(s, job_id, message_id, now)
-
-    async def create_job_with_balance(
-        self,
-        *,
-        interaction_id: int,
-        guild_id: int,
-        user_id: int,
-        channel_id: int,
-        request: JobRequest,
-        estimate: int,
-        role_ids: Iterable[int] = (),
-        review: bool = False,
-    ) -> tuple[Job, int]:
-        """:meth:`create_job`, also returning what the member can still spend right after it (read
-        by the reservation itself, for the receipt: no second look at the balance)."""
-        return await self._create_job(
-            interaction_id=interaction_id,
-            guild_id=guild_id,
-            user_id=user_id,
-            channel_id=channel_id,
-            request=request,
-            estimate=estimate,
-            role_ids=role_ids,
-            review=review,
-        )
 
     @property
     def shared(self) -> bool:
