@@ -10,17 +10,17 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generation import outcomes, shapes
+from generation import breaker, outcomes, shapes
 from generation.worker import Worker
 from storage import AccountState, DeliveredVia, Job, JobState, Resumed, Storage
 from tests.storage.helpers import FakeClock, check_ledger, migrate_in_thread, next_interaction
@@ -141,6 +141,41 @@ STATUS = st.one_of(
 )
 
 
+def make_worker(
+    storage: Storage,
+    provider: Provider,
+    events: Events,
+    *,
+    processing_timeout: timedelta = timedelta(minutes=30),
+    probe_interval: timedelta = timedelta(seconds=breaker.DEFAULT_PROBE_SECONDS),
+) -> Worker:
+    """The worker every test here runs (``events`` learns it, to hand completed jobs back)."""
+    worker = Worker(
+        storage,
+        cast(UlazAIClient, provider),
+        events,
+        owner=OWNER,
+        lease=timedelta(seconds=30),
+        max_in_flight=10,
+        processing_timeout=processing_timeout,
+        provider_max_rps=5,
+        probe_interval=probe_interval,
+    )
+    events.worker = worker
+    return worker
+
+
+def on_a_copy(template: Path, run: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+    """``run`` a scenario on a fresh copy of the migrated database (hypothesis calls a test many times
+    with one fixture, so each example copies for itself)."""
+    folder = Path(tempfile.mkdtemp())
+    try:
+        shutil.copy(template, folder / "bot.db")
+        asyncio.run(run(f"sqlite+aiosqlite:///{folder}/bot.db"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def template() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp())
@@ -166,18 +201,10 @@ async def scenario(
         assert job.id is not None
         provider = Provider(generate, status)
         events = Events(posting)
-        worker = Worker(
-            storage,
-            cast(UlazAIClient, provider),
-            events,
-            owner=OWNER,
-            lease=timedelta(seconds=30),
-            max_in_flight=10,
-            # "late": the status answer arrives after the processing timeout.
-            processing_timeout=timedelta(seconds=-1) if late else timedelta(minutes=30),
-            provider_max_rps=5,
+        # "late": the status answer arrives after the processing timeout.
+        worker = make_worker(
+            storage, provider, events, processing_timeout=timedelta(seconds=-1 if late else 1_800)
         )
-        events.worker = worker
         (claimed,) = await storage.claim_fair_for_submit(OWNER, limit=1, max_in_flight=10)
         await worker.submit(claimed)
         submitted = await storage.get_job(job.id)
@@ -239,23 +266,13 @@ def test_every_outcome_ends_where_it_says_and_the_ledger_balances(
     posting: str,
     late: bool,
 ) -> None:
-    folder = Path(tempfile.mkdtemp())
-    try:
-        shutil.copy(template, folder / "bot.db")
-        asyncio.run(scenario(f"sqlite+aiosqlite:///{folder}/bot.db", generate, status, posting, late))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    on_a_copy(template, lambda url: scenario(url, generate, status, posting, late))
 
 
 def test_a_paused_line_sends_one_probe_per_interval_and_resumes_on_the_first_accepted(
     template: Path,
 ) -> None:
-    folder = Path(tempfile.mkdtemp())
-    try:
-        shutil.copy(template, folder / "bot.db")
-        asyncio.run(paused_line(f"sqlite+aiosqlite:///{folder}/bot.db"))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    on_a_copy(template, paused_line)
 
 
 async def paused_line(url: str) -> None:
@@ -275,18 +292,7 @@ async def paused_line(url: str) -> None:
             ids.append(job.id)
         provider = Provider(InsufficientCreditsError("insufficient credits", status=402), accepted(100))
         events = Events("attachment")
-        worker = Worker(
-            storage,
-            cast(UlazAIClient, provider),
-            events,
-            owner=OWNER,
-            lease=timedelta(seconds=30),
-            max_in_flight=10,
-            processing_timeout=timedelta(minutes=30),
-            provider_max_rps=5,
-            probe_interval=timedelta(seconds=60),
-        )
-        events.worker = worker
+        worker = make_worker(storage, provider, events, probe_interval=timedelta(seconds=60))
 
         async def tick() -> None:
             await worker.tick()
@@ -325,12 +331,7 @@ async def paused_line(url: str) -> None:
 
 
 def test_balances_reported_during_a_write_are_written_once_the_newest(template: Path) -> None:
-    folder = Path(tempfile.mkdtemp())
-    try:
-        shutil.copy(template, folder / "bot.db")
-        asyncio.run(coalesced_balances(f"sqlite+aiosqlite:///{folder}/bot.db"))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    on_a_copy(template, coalesced_balances)
 
 
 async def coalesced_balances(url: str) -> None:
@@ -350,16 +351,7 @@ async def coalesced_balances(url: str) -> None:
 
         storage.note_credits_remaining = slow_note  # type: ignore[method-assign]
         events = Events("attachment")
-        worker = Worker(
-            storage,
-            cast(UlazAIClient, Provider(accepted(100), accepted(100))),
-            events,
-            owner=OWNER,
-            lease=timedelta(seconds=30),
-            max_in_flight=10,
-            processing_timeout=timedelta(minutes=30),
-            provider_max_rps=5,
-        )
+        worker = make_worker(storage, Provider(accepted(100), accepted(100)), events)
         answers = [replace(accepted(100), credits_remaining=n) for n in (900, 800, 700, 450, 420)]
         first = asyncio.create_task(worker.note_balance(answers[0]))
         await asyncio.sleep(0)
