@@ -1,4 +1,5 @@
-"""The SQLite driver connection: aiosqlite with one trip to SQLite's thread per statement.
+"""The SQLite driver connection: aiosqlite with one trip to SQLite's thread per statement, or per
+group of units of work.
 
 aiosqlite runs SQLite in a worker thread, and every call is a trip to that thread and back (a queue
 put, a thread wake-up, then a wake-up of the event loop through its self-pipe). On one core a trip
@@ -9,7 +10,7 @@ reset ``ROLLBACK`` one more even when no transaction is open.
 :class:`LeanConnection` is an :class:`aiosqlite.Connection` that SQLAlchemy receives through its
 public ``async_creator`` hook (:func:`connector`) and wraps in its stock adapter, which only uses
 aiosqlite's public interface (``cursor()``, the cursor's ``execute``/``fetchall``/``close``,
-``commit()``, ``rollback()``). It differs from aiosqlite in four ways, all on the thread side:
+``commit()``, ``rollback()``). It differs from aiosqlite in four ways:
 
 * the pragmas of :mod:`storage.database` run in the thread that opens the connection, before
   SQLAlchemy ever sees it;
@@ -19,34 +20,37 @@ aiosqlite's public interface (``cursor()``, the cursor's ``execute``/``fetchall`
   failing with "database is locked"); sqlite3's own implicit (deferred) ``BEGIN`` is switched off;
 * a cursor does the whole statement - execute, fetch, close - in one trip and hands SQLAlchemy
   the buffered rows; ``COMMIT``/``ROLLBACK`` skip their trip when no transaction can be open;
-* :meth:`LeanConnection.commit_with_next_statement` lets the caller that knows which statement ends
-  its transaction have ``COMMIT`` run in that statement's trip (the reservation uses it). A
-  statement sent after that, before SQLAlchemy's own commit, is refused, so a transaction can never
-  silently split in two.
+* :meth:`LeanConnection.run_units_of_work` runs whole synchronous units of work - functions of a
+  SQLAlchemy ``Connection`` that run their own transaction (the reservation, the request's context,
+  a status card's id) - in *one* trip, however many statements they make: in SQLite's thread, on a
+  synchronous SQLAlchemy engine over this very sqlite3 connection (:func:`thread_engine`), each
+  unit in its own transaction, one after another. :mod:`storage._sqlite_units` sends every unit
+  waiting for the connection together; why that matters in a burst is told there.
 
 aiosqlite's own statement shortcuts (``execute``, ``executescript``, ...) are refused: they would run
-outside the driver's transactions. No SQLAlchemy internals are imported or subclassed. From
+outside the driver's transactions. No SQLAlchemy internals are imported or subclassed (the thread
+engine tells its statements to the bot's engine's listeners through ``Engine.dispatch``, the
+attribute SQLAlchemy's event system fires them with). From
 aiosqlite it uses three internals that SQLAlchemy's adapter uses too: ``Connection._execute`` (queue
 a function for the thread, the primitive every aiosqlite method goes through), ``_conn`` (the sqlite3
 connection, handed to that function) and ``_thread`` (made a daemon, as SQLAlchemy does); a change
 there fails at the first connection. ``tests/storage/test_sqlite_driver.py`` pins the trips per
-statement and per reservation and the transaction semantics, so an upgrade of SQLAlchemy or
+statement and per unit of work and the transaction semantics, so an upgrade of SQLAlchemy or
 aiosqlite that routes around the driver fails the tests instead of silently getting slower or less
 safe.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple, NoReturn, Self
 
 import aiosqlite
-from sqlalchemy.engine import URL
-
-log = logging.getLogger(__name__)
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.pool import StaticPool
 
 BEGIN = "BEGIN IMMEDIATE"
 
@@ -77,9 +81,9 @@ def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
     return int(busy), int(frames), int(copied)
 
 
-def _statement(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool, commit: bool) -> _Outcome:
+def _statement(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool) -> _Outcome:
     """Runs in aiosqlite's thread: BEGIN if no transaction is open, the statement, fetched and
-    closed, and COMMIT if asked to."""
+    closed."""
     if not conn.in_transaction:
         conn.execute(BEGIN)
     cursor = conn.cursor()
@@ -94,9 +98,64 @@ def _statement(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool, 
         outcome = _Outcome(cursor.description, cursor.rowcount, cursor.lastrowid, rows)
     finally:
         cursor.close()
-    if commit:
-        conn.commit()
     return outcome
+
+
+def thread_engine(conn: sqlite3.Connection, parent: sa.Engine) -> sa.Engine:
+    """A synchronous SQLAlchemy engine whose one connection is ``conn``, for use in ``conn``'s own
+    thread only (:meth:`LeanConnection.run_unit_of_work`). Same SQL, parameter style and type
+    handling as ``parent``, the async engine's (its aiosqlite dialect is this pysqlite dialect with
+    awaits); its transactions begin with ``BEGIN IMMEDIATE`` (SQLAlchemy's recipe for taking over
+    pysqlite's ``BEGIN``; ``conn`` has sqlite3's own implicit one switched off). Its statements are
+    told to ``parent``'s ``before_cursor_execute``/``after_cursor_execute`` listeners, so whatever
+    watches the bot's engine (a statement count, tracing) still sees every statement."""
+    engine = sa.create_engine(
+        "sqlite://", creator=lambda: conn, poolclass=StaticPool, paramstyle="named", hide_parameters=True
+    )
+
+    def begin(_: Connection) -> None:
+        conn.execute(BEGIN)  # transaction control, as on the async side: not a statement of the caller's
+
+    def before(connection: Connection, *args: Any) -> None:
+        parent.dispatch.before_cursor_execute(connection, *args)
+
+    def after(connection: Connection, *args: Any) -> None:
+        parent.dispatch.after_cursor_execute(connection, *args)
+
+    sa.event.listen(engine, "begin", begin)
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    return engine
+
+
+class Outcome(NamedTuple):
+    """How one unit of work ended: its ``value``, or the ``error`` it raised."""
+
+    value: Any
+    error: Exception | None
+
+
+def _units_of_work(
+    conn: sqlite3.Connection, engine: sa.Engine, units: Sequence[tuple[Callable[[Connection, Any], Any], Any]]
+) -> list[Outcome]:
+    """Runs in aiosqlite's thread: each ``fn(connection, arg)`` of ``units`` in turn on ``engine``
+    (``conn``'s), each with its own transaction, never leaving one open behind it whatever ``fn``
+    did; one unit's error is its own outcome and does not stop the next."""
+    outcomes = []
+    for fn, arg in units:
+        try:
+            if conn.in_transaction:
+                raise sqlite3.ProgrammingError("a unit of work runs its own transaction, and one is open")
+            with engine.connect() as connection:
+                value = fn(connection, arg)
+            outcome = Outcome(value, None)
+        except Exception as error:
+            outcome = Outcome(None, error)
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+        outcomes.append(outcome)
+    return outcomes
 
 
 class LeanCursor:
@@ -153,8 +212,7 @@ class LeanConnection(aiosqlite.Connection):
         self._thread.daemon = True  # as SQLAlchemy does for aiosqlite: never keep the process alive
         self.trips = 0
         self._idle = True  # certainly no open transaction (nothing went to the thread since we knew)
-        self._commit_next = False
-        self._ended = False  # the transaction committed with its last statement
+        self._thread_engine: sa.Engine | None = None
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         # Every aiosqlite operation passes here, and any of them may leave a transaction open.
@@ -162,19 +220,28 @@ class LeanConnection(aiosqlite.Connection):
         self.trips += 1
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
-    def commit_with_next_statement(self) -> None:
-        """Run ``COMMIT`` in the same trip as the next statement, which must be the transaction's
-        last: any further statement before the caller's ``commit()`` is refused."""
-        self._commit_next = True
-
     async def run_statement(self, sql: str, parameters: Any, *, many: bool) -> _Outcome:
-        if self._ended:
-            raise sqlite3.ProgrammingError("this transaction already committed with its last statement")
-        commit, self._commit_next = self._commit_next, False
-        outcome: _Outcome = await self._execute(_statement, self._conn, sql, parameters, many, commit)
-        if commit:
-            self._ended = self._idle = True
+        outcome: _Outcome = await self._execute(_statement, self._conn, sql, parameters, many)
         return outcome
+
+    async def run_units_of_work(
+        self, parent: sa.Engine, units: Sequence[tuple[Callable[[Connection, Any], Any], Any]]
+    ) -> list[Outcome]:
+        """Each ``fn(connection, arg)`` of ``units``, in order, all in one trip, in SQLite's thread,
+        on a synchronous SQLAlchemy connection over this connection (see the module docstring).
+        Each ``fn`` runs its own transaction (``with connection.begin():``); none may be open
+        before, and none is left open after. ``parent``: the engine whose pool holds this
+        connection (see :func:`thread_engine`). Only for whoever holds this connection checked out
+        of the pool, as for every statement.
+
+        A cancelled caller does not stop the trip, which goes on to its end (commits included), as
+        a statement already sent does; the connection then stays marked busy, so the pool's reset
+        queues its rollback behind it."""
+        if self._thread_engine is None:
+            self._thread_engine = thread_engine(self._conn, parent)
+        outcomes: list[Outcome] = await self._execute(_units_of_work, self._conn, self._thread_engine, units)
+        self._idle = True  # _units_of_work ended every transaction it began
+        return outcomes
 
     async def checkpoint(self) -> tuple[int, int, int]:
         """``PRAGMA wal_checkpoint(TRUNCATE)``, which SQLite runs only outside a transaction (so not
@@ -197,16 +264,11 @@ class LeanConnection(aiosqlite.Connection):
     execute = executemany = executescript = execute_fetchall = execute_insert = _not_through_a_cursor
 
     async def commit(self) -> None:
-        self._commit_next = self._ended = False
         if not self._idle:
             await super().commit()
             self._idle = True
 
     async def rollback(self) -> None:
-        self._commit_next = False
-        if self._ended:
-            self._ended = False
-            log.error("rollback after the transaction had committed with its last statement")
         if not self._idle:
             await super().rollback()
             self._idle = True

@@ -20,7 +20,9 @@ SQLite set-up, and why:
 * the driver connection is :class:`storage._sqlite.LeanConnection` (an aiosqlite connection handed
   to SQLAlchemy through ``async_creator``): it applies the pragmas above when it opens, starts
   every transaction with ``BEGIN IMMEDIATE`` in the same trip to SQLite's thread as the first
-  statement, and makes one trip per statement instead of four;
+  statement, and makes one trip per statement instead of four; the hot units of work
+  (:func:`run_on_connection`) go to SQLite's thread whole, together with whatever other units are
+  waiting (:mod:`storage._sqlite_units`);
 * the ``named`` parameter style, so a parameter used several times in a statement (the budget
   ``UPDATE`` uses each period start four times) is converted once, not once per use;
 * one pooled connection per process by default: SQLite has one writer anyway, and queueing in the
@@ -59,7 +61,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
-from storage import _sqlite
+from storage import _sqlite, _sqlite_units
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +112,6 @@ def sqlite_pragmas(*, foreign_keys: bool = True) -> tuple[str, ...]:
     )
 
 
-def commit_with_next_statement(connection: Connection) -> None:
-    """On SQLite, run ``COMMIT`` in the same trip to the database thread as ``connection``'s next
-    statement, which must be the transaction's last (see :mod:`storage._sqlite`); elsewhere nothing.
-    The transaction block's own commit then has nothing left to do."""
-    driver_connection = connection.connection.driver_connection
-    if isinstance(driver_connection, _sqlite.LeanConnection):
-        driver_connection.commit_with_next_statement()
-
-
 async def checkpoint(engine: AsyncEngine) -> None:
     """On SQLite, copy the WAL into the database file and truncate it, so the page images an erasure
     left in the WAL (the rows as they were) leave the disk now rather than at the next automatic
@@ -166,15 +159,20 @@ def _then_close(connection: Connection, fn: Callable[[Connection, A], T], arg: A
 
 
 async def run_on_connection(engine: AsyncEngine, fn: Callable[[Connection, A], T], arg: A) -> T:
-    """``fn(connection, arg)`` on a connection from ``engine``'s pool, checked in again from the same
-    greenlet; ``fn`` runs its own transaction (``with connection.begin():``).
+    """``fn(connection, arg)`` on a connection from ``engine``'s pool; ``fn`` is synchronous and runs
+    its own transaction (``with connection.begin():``).
 
-    What ``async with engine.connect() as c: await c.run_sync(fn, arg)`` does, minus a greenlet for
-    the close and the task of its own in which ``async with`` closes the connection so that the
-    close survives a second cancellation: together ~7% of a reservation, and here the close never
-    waits on the database, since ``fn`` has ended its transaction. The ``sleep(0)`` keeps the pool
-    fair: the task woken when the connection came back takes it before this one can come back.
+    On SQLite ``fn`` runs in SQLite's thread, in one trip with whatever other units of work are
+    waiting for the connection (:mod:`storage._sqlite_units`). Elsewhere: what ``async with
+    engine.connect() as c: await c.run_sync(fn, arg)`` does, minus a greenlet for the close and the
+    task of its own in which ``async with`` closes the connection so that the close survives a second
+    cancellation: together ~7% of a reservation, and here the close never waits on the database,
+    since ``fn`` has ended its transaction. The ``sleep(0)`` keeps the pool fair: the task woken when
+    the connection came back takes it before this one can come back.
     """
+    line = _sqlite_units.shared_trips(engine)
+    if line is not None:
+        return await line.run(fn, arg)
     connection = await engine.connect().start()
     try:
         return await connection.run_sync(_then_close, fn, arg)
@@ -216,7 +214,9 @@ def create_engine(
             pragmas=sqlite_pragmas(foreign_keys=foreign_keys),
             timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
         )
-        return create_async_engine(parsed, paramstyle="named", **kwargs)
+        sqlite_engine = create_async_engine(parsed, paramstyle="named", **kwargs)
+        _sqlite_units.give_shared_trips(sqlite_engine)
+        return sqlite_engine
     if null_pool:
         return create_async_engine(parsed, **kwargs)
     engine = create_async_engine(parsed, pool_size=pool_size or 10, max_overflow=5, **kwargs)

@@ -5,8 +5,7 @@ Every ``/video`` request needs all three before its reservation (the settings fo
 to refuse a banned member, the pause for the receipt's note). Read one by one they were three units of
 work, each its own connection checkout, greenlet and commit, on the bot's hottest path; one burst of
 50 requests paid 150 of them. Then one unit of work of three statements; now one statement (the
-settings row and the ban joined to the asked-for server, the pause as a scalar subquery), which on
-SQLite also carries the ``COMMIT`` in its trip to the database thread: one trip instead of four.
+settings row and the ban joined to the asked-for server, the pause as a scalar subquery).
 A server never seen before has no settings row yet: ``settings`` is then ``None`` and
 :meth:`storage.Storage.request_context` stores the defaults in a unit of work of its own (once per
 server).
@@ -20,7 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from storage.database import commit_with_next_statement
 from storage.guilds import GUILDS
 from storage.models import ACCOUNT_ROW, Ban, GuildSettings, table
 from storage.provider_account import ACCOUNT
@@ -64,7 +62,6 @@ def read(connection: Connection, who: tuple[int, int]) -> Rows:
     synchronous, for :func:`storage.database.run_on_connection`."""
     guild_id, user_id = who
     with connection.begin():
-        commit_with_next_statement(connection)
         row = connection.execute(SELECT_CONTEXT, {"g": guild_id, "u": user_id}).mappings().one()
     settings = {column.name: row[column.name] for column in GUILDS.c}
     ban = {column.name: row[_BAN_PREFIX + column.name] for column in BANS.c}

@@ -11,11 +11,11 @@ the next one needs:
 3. the job ``INSERT ... RETURNING id`` (the interaction id is unique);
 4. the ledger ``INSERT`` of ``reserve:<job id>`` (the idempotency key is unique).
 
-:func:`reserve_common` runs those four as one synchronous transaction in one greenlet on a Core
-connection (:func:`storage.database.run_on_connection`), instead of a greenlet and an async result
-wrapper per statement on a Session whose ORM machinery it would not use (together ~25% of a
-reservation on SQLite). On SQLite the ledger ``INSERT`` also carries the ``COMMIT`` in its trip to
-the database thread (:func:`storage.database.commit_with_next_statement`).
+:func:`reserve_common` runs those four as one synchronous transaction on a Core connection
+(:func:`storage.database.run_on_connection`), instead of a greenlet and an async result wrapper per
+statement on a Session whose ORM machinery it would not use (together ~25% of a reservation on
+SQLite). On PostgreSQL it runs in one greenlet; on SQLite, whole in SQLite's thread, in one trip
+(with the other units of work waiting for the connection: :mod:`storage._sqlite_units`).
 
 Anything else - a new server or member, a refill or top-up due, the budget cap - raises
 :class:`NotCommon` inside the transaction, which therefore rolls back with nothing written, and the
@@ -37,7 +37,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import accounts, guilds
 from storage.accounts import Hold, LedgerKind
-from storage.database import commit_with_next_statement
 from storage.jobs import JobRequest
 from storage.models import Job, member_allowance, table
 from storage.periods import period_start
@@ -125,8 +124,8 @@ class Reservation:
 
 def reserve_common(connection: Connection, r: Reservation) -> Reserved:
     """The common case, as one transaction of four statements on ``connection``; returns the job id,
-    its columns and the member's balance after, or raises :class:`NotCommon` (see the module docstring). Synchronous, for
-    :func:`storage.database.run_on_connection`: the whole transaction runs in one greenlet."""
+    its columns and the member's balance after, or raises :class:`NotCommon` (see the module
+    docstring). Synchronous, for :func:`storage.database.run_on_connection`."""
     with connection.begin():
         return _reserve_common(connection, r)
 
@@ -157,7 +156,6 @@ def _reserve_common(connection: Connection, r: Reservation) -> Reserved:
     hold = Hold.of(row, r.estimate)
     values = r.job_values(hold, guild.budget_period_start)
     job_id: int = connection.execute(INSERT_JOB, values).scalar_one()
-    commit_with_next_statement(connection)  # the ledger row is the last statement
     connection.execute(accounts.INSERT_LEDGER, r.ledger_row(hold, job_id))
     return Reserved(job_id, values, hold.available_after)
 

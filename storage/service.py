@@ -312,7 +312,7 @@ class Storage:
         try:
             try:
                 # The common case, the bot's hottest unit of work: one transaction of four Core
-                # statements, in one greenlet, on a Core connection (see storage.reservations).
+                # statements on a Core connection (see storage.reservations).
                 done = await run_on_connection(self.engine, reservations.reserve_common, plan)
             except reservations.NotCommon:  # rolled back, nothing written: every other case
                 async with self._maker() as s, s.begin():

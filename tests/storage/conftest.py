@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import Storage
+from storage.database import create_engine
 from storage.models import metadata
-from tests.storage.helpers import FakeClock, migrate_in_thread
+from tests.storage.helpers import SCRATCH, FakeClock, migrate_in_thread
 
 ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -68,3 +70,23 @@ async def storage(migrated_url: str, engine_name: str, clock: FakeClock) -> Asyn
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+def scratch_path(sqlite_template: Path, tmp_path: Path) -> Path:
+    """A migrated SQLite file of its own, for tests of the SQLite driver."""
+    path = tmp_path / "scratch.db"
+    shutil.copyfile(sqlite_template, path)
+    return path
+
+
+@pytest.fixture
+async def scratch_engine(scratch_path: Path) -> AsyncIterator[AsyncEngine]:
+    """The bot's engine on ``scratch_path``, with a ``scratch`` table of notes (helpers.SCRATCH)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{scratch_path}")
+    async with engine.begin() as conn:
+        await conn.execute(SCRATCH)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

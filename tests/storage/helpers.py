@@ -1,13 +1,16 @@
-"""Helpers for the storage tests: a settable clock, a job request, the ledger invariant, and the
-look-ups and claims the bot itself never needs (the facade has no method for them)."""
+"""Helpers for the storage tests: a settable clock, a job request, the ledger invariant, the look-ups
+and claims the bot itself never needs (the facade has no method for them), and a scratch table of
+notes for the SQLite driver's tests."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
@@ -17,6 +20,19 @@ from storage import DEFAULT_LEASE, TERMINAL_STATES, JobRequest, JobState, Storag
 from storage.database import alembic_config, create_sessionmaker
 from storage.models import Job, LedgerEntry, MemberAccount, table
 from storage.states import ACTIVE_STATES
+
+SCRATCH = sa.text("CREATE TABLE scratch (id INTEGER PRIMARY KEY, note TEXT UNIQUE)")
+INSERT_NOTE = sa.text("INSERT INTO scratch (note) VALUES (:note)")
+
+
+def committed_notes(path: Path) -> list[str]:
+    """The scratch notes another connection (another process, say) sees as committed, in order."""
+    other = sqlite3.connect(path)
+    try:
+        return [note for (note,) in other.execute("SELECT note FROM scratch ORDER BY id")]
+    finally:
+        other.close()
+
 
 #: A Sunday, one hour before a weekly boundary.
 START = datetime(2025, 1, 5, 23, 0, tzinfo=UTC)
