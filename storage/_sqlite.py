@@ -104,13 +104,18 @@ def _statement(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool) 
 def thread_engine(conn: sqlite3.Connection, parent: sa.Engine) -> sa.Engine:
     """A synchronous SQLAlchemy engine whose one connection is ``conn``, for use in ``conn``'s own
     thread only (:meth:`LeanConnection.run_unit_of_work`). Same SQL, parameter style and type
-    handling as ``parent``, the async engine's (its aiosqlite dialect is this pysqlite dialect with
+    handling (and echo) as ``parent``, the async engine's (its aiosqlite dialect is this pysqlite dialect with
     awaits); its transactions begin with ``BEGIN IMMEDIATE`` (SQLAlchemy's recipe for taking over
     pysqlite's ``BEGIN``; ``conn`` has sqlite3's own implicit one switched off). Its statements are
     told to ``parent``'s ``before_cursor_execute``/``after_cursor_execute`` listeners, so whatever
     watches the bot's engine (a statement count, tracing) still sees every statement."""
     engine = sa.create_engine(
-        "sqlite://", creator=lambda: conn, poolclass=StaticPool, paramstyle="named", hide_parameters=True
+        "sqlite://",
+        creator=lambda: conn,
+        poolclass=StaticPool,
+        paramstyle="named",
+        hide_parameters=True,
+        echo=parent.echo,
     )
 
     def begin(_: Connection) -> None:

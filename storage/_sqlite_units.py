@@ -4,13 +4,14 @@ The bot holds one SQLite connection (SQLite has one writer), so the units of wor
 the request's context, the reservation, the status card's id - wait in one line for it. Each turn of
 that line is a trip to SQLite's thread and back, and its result comes back only at the event loop's
 next turn, which in a burst is long: it runs every other request's callbacks first. Fifty requests
-arriving at once made fifty turns for their contexts alone, each as dear as a whole bare command, so
-the last member's receipt waited for every other member's trips (``benchmarks/ack.py``).
+arriving at once made fifty turns for their contexts alone (a burst of commands that only read the
+context took 1.5 times a burst of bare ones) and 200 for their reservations, so the last member's
+receipt waited for every other member's trips (``benchmarks/ack.py``).
 
 :class:`SharedTrips` keeps that one line but lets everything waiting in it ride together: the first
 unit goes at once; the units that arrive while a trip is out wait, and go all in the next trip,
-each in its own transaction, in the order they came (:meth:`storage._sqlite.LeanConnection.
-run_units_of_work`). The database sees exactly what one-at-a-time would give it - the same
+each in its own transaction, in the order they came
+(:meth:`storage._sqlite.LeanConnection.run_units_of_work`). The database sees exactly what one-at-a-time would give it - the same
 transactions, one after another, in the same order - and an error stays its own unit's. A unit
 whose caller was cancelled before its trip left is dropped; once sent it runs to its end (commit
 included), as a statement already sent does.
