@@ -103,8 +103,8 @@ def _statement(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool) 
 
 def thread_engine(conn: sqlite3.Connection, parent: sa.Engine) -> sa.Engine:
     """A synchronous SQLAlchemy engine whose one connection is ``conn``, for use in ``conn``'s own
-    thread only (:meth:`LeanConnection.run_unit_of_work`). Same SQL, parameter style and type
-    handling (and echo) as ``parent``, the async engine's (its aiosqlite dialect is this pysqlite dialect with
+    thread only (:meth:`LeanConnection.run_units_of_work`). Same SQL, parameter style, type handling
+    and echo as ``parent``, the async engine (whose aiosqlite dialect is this pysqlite dialect with
     awaits); its transactions begin with ``BEGIN IMMEDIATE`` (SQLAlchemy's recipe for taking over
     pysqlite's ``BEGIN``; ``conn`` has sqlite3's own implicit one switched off). Its statements are
     told to ``parent``'s ``before_cursor_execute``/``after_cursor_execute`` listeners, so whatever
