@@ -43,6 +43,7 @@ safe.
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple, NoReturn, Self
@@ -121,11 +122,15 @@ def thread_engine(conn: sqlite3.Connection, parent: sa.Engine) -> sa.Engine:
     def begin(_: Connection) -> None:
         conn.execute(BEGIN)  # transaction control, as on the async side: not a statement of the caller's
 
+    listeners = weakref.ref(parent)  # a connection must not keep its pool's engine alive
+
     def before(connection: Connection, *args: Any) -> None:
-        parent.dispatch.before_cursor_execute(connection, *args)
+        if (bot_engine := listeners()) is not None:
+            bot_engine.dispatch.before_cursor_execute(connection, *args)
 
     def after(connection: Connection, *args: Any) -> None:
-        parent.dispatch.after_cursor_execute(connection, *args)
+        if (bot_engine := listeners()) is not None:
+            bot_engine.dispatch.after_cursor_execute(connection, *args)
 
     sa.event.listen(engine, "begin", begin)
     sa.event.listen(engine, "before_cursor_execute", before)

@@ -24,7 +24,7 @@ waiting for it (the worker's, an admin command's) gets its turn before the next 
 from __future__ import annotations
 
 import asyncio
-import logging
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 from weakref import WeakKeyDictionary
@@ -34,8 +34,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import _sqlite
-
-log = logging.getLogger(__name__)
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -51,7 +49,8 @@ class SharedTrips:
     """The line of units of work for one SQLite engine (see the module docstring)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        # Weakly: the line is the value of a weak dictionary keyed by the engine (see _lines).
+        self._engine = weakref.ref(engine)
         self._waiting: list[_Unit] = []
         self._trips: asyncio.Task[None] | None = None
         self.sent = 0  # trips made, for tests and benchmarks
@@ -78,14 +77,17 @@ class SharedTrips:
             self._waiting = []
 
     async def _trip(self, units: list[_Unit]) -> None:
+        engine = self._engine()
         try:
-            connection = await self._engine.connect().start()
+            if engine is None:  # only if units outlived the engine their caller passed
+                raise RuntimeError("the database engine is gone")
+            connection = await engine.connect().start()
             try:
                 driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
                 assert isinstance(driver, _sqlite.LeanConnection)
                 self.sent += 1
                 outcomes = await driver.run_units_of_work(
-                    self._engine.sync_engine, [(unit.fn, unit.arg) for unit in units]
+                    engine.sync_engine, [(unit.fn, unit.arg) for unit in units]
                 )
             finally:
                 await connection.close()
@@ -108,6 +110,7 @@ class SharedTrips:
         await asyncio.sleep(0)  # a task woken by the connection's return takes it before the next trip
 
 
+#: Each engine's line, keyed by its sync engine: an engine no longer used takes its line with it.
 _lines: WeakKeyDictionary[sa.Engine, SharedTrips] = WeakKeyDictionary()
 
 

@@ -3,14 +3,17 @@
 What makes sharing safe is pinned here: the units that wait together go in one trip, yet each keeps
 its own transaction (``BEGIN IMMEDIATE``, its commit, its rollback on error), its own result or error
 and its place in line; a unit whose caller gave up before its trip is never run; a session waiting
-for the connection is not overtaken; and the engine's listeners still see every statement.
+for the connection is not overtaken; the engine's listeners still see every statement; and a line
+never keeps an engine no longer used alive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import _sqlite_units
-from storage.database import run_on_connection
+from storage.database import create_engine, run_on_connection
 from tests.storage.helpers import INSERT_NOTE, committed_notes
 
 
@@ -189,3 +192,18 @@ async def test_the_trips_task_ends_when_nothing_waits(scratch_engine: AsyncEngin
     await run_on_connection(scratch_engine, insert, ("a",))
     await asyncio.sleep(0)
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "sqlite shared trips"]
+
+
+def select_one(connection: Connection, _: None) -> int:
+    with connection.begin():
+        return int(connection.execute(sa.text("SELECT 1")).scalar_one())
+
+
+async def test_an_engine_no_longer_used_takes_its_line_with_it(scratch_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{scratch_path}")
+    assert await run_on_connection(engine, select_one, None) == 1
+    gone = weakref.ref(engine.sync_engine)
+    await engine.dispose()
+    del engine
+    gc.collect()
+    assert gone() is None
